@@ -1,0 +1,1 @@
+"""Build side of edge-emotion: train, quantize and evaluate (needs TensorFlow)."""

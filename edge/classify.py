@@ -1,0 +1,158 @@
+"""The int8 emotion classifier: LiteRT interpreter + the sidecar's preprocessing.
+
+This is the only implementation of model preprocessing: the device runs it and
+`edge-convert evaluate` runs it, so the two can never normalise differently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import ModelError
+
+SIDECAR_FORMAT = "edge-emotion-model/1"
+
+
+def load_interpreter_class() -> tuple[Any, str]:
+    """LiteRT first, then tflite_runtime, then TensorFlow's copy (build machines)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai_edge_litert"
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter, "tflite_runtime"
+    except ImportError:
+        pass
+    try:
+        import tensorflow as tf
+
+        return tf.lite.Interpreter, "tensorflow.lite"
+    except ImportError:
+        raise ModelError(
+            "no TFLite interpreter: pip install ai-edge-litert (or tflite-runtime)"
+        ) from None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """What the device needs to know about a model, read from NAME.json."""
+
+    labels: tuple[str, ...]
+    input_shape: tuple[int, ...]
+    mean: float
+    std: float
+    framing: dict[str, float]
+    raw: dict[str, Any]
+
+    @classmethod
+    def read(cls, path: Path) -> Sidecar:
+        if not path.exists():
+            raise ModelError(f"{path}: model sidecar missing (expected beside the .tflite)")
+        try:
+            raw = json.loads(path.read_text())
+            norm = raw["input"]["normalisation"]
+            return cls(
+                labels=tuple(str(label) for label in raw["labels"]),
+                input_shape=tuple(int(d) for d in raw["input"]["shape"]),
+                mean=float(norm["mean"]),
+                std=float(norm["std"]),
+                framing={k: float(v) for k, v in raw.get("framing", {}).items()},
+                raw=raw,
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"{path}: sidecar unreadable or incomplete ({exc!r})") from None
+
+
+class EmotionClassifier:
+    """Classifies aligned 48x48 grayscale faces with the int8 model."""
+
+    def __init__(self, model_path: str | Path, threads: int = 1,
+                 sidecar_path: str | Path | None = None) -> None:
+        self.model_path = Path(model_path)
+        if not self.model_path.exists():
+            raise ModelError(f"{self.model_path}: model file not found")
+        self.sidecar = Sidecar.read(
+            Path(sidecar_path) if sidecar_path else self.model_path.with_suffix(".json"))
+        interpreter_class, self.runtime = load_interpreter_class()
+        try:
+            self._interpreter = interpreter_class(model_path=str(self.model_path),
+                                                  num_threads=max(1, threads))
+            self._interpreter.allocate_tensors()
+        except Exception as exc:  # the runtimes raise ValueError/RuntimeError variously
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc)
+            raise ModelError(f"{self.model_path}: not a loadable TFLite model ({first_line})"
+                             ) from None
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self._check_contract()
+        in_scale, in_zero = self._input["quantization"]
+        self._quantize_input = self._input["dtype"] != np.float32
+        # Fold mean/std and the input quantization into one affine map of the pixel.
+        if self._quantize_input:
+            self._in_gain = 1.0 / (self.sidecar.std * in_scale)
+            self._in_bias = in_zero - self.sidecar.mean * self._in_gain
+            info = np.iinfo(self._input["dtype"])
+            self._in_range = (info.min, info.max)
+        out_scale, out_zero = self._output["quantization"]
+        self._out_scale = out_scale if self._output["dtype"] != np.float32 else 1.0
+        self._out_zero = out_zero if self._output["dtype"] != np.float32 else 0
+        self.input_size = int(self._input["shape"][1])
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.sidecar.labels
+
+    def _check_contract(self) -> None:
+        shape = tuple(int(d) for d in self._input["shape"])
+        if len(shape) != 4 or shape[1:] != (48, 48, 1):
+            raise ModelError(f"{self.model_path}: input shape {list(shape)} is not "
+                             "[1, 48, 48, 1] (a 48x48 grayscale face)")
+        if shape[1:] != self.sidecar.input_shape[1:]:
+            raise ModelError(f"{self.model_path}: sidecar says input "
+                             f"{list(self.sidecar.input_shape)}, model has {list(shape)}")
+        classes = int(np.prod(self._output["shape"][1:]))
+        if classes != len(self.sidecar.labels):
+            raise ModelError(f"{self.model_path}: {classes} outputs but the sidecar has "
+                             f"{len(self.sidecar.labels)} labels")
+
+    def preprocess(self, faces: np.ndarray) -> np.ndarray:
+        """uint8 (N, 48, 48) pixels to the model's input tensor (N, 48, 48, 1)."""
+        pixels = faces.astype(np.float32)[..., None]
+        if not self._quantize_input:
+            return (pixels - self.sidecar.mean) / self.sidecar.std
+        q = np.rint(pixels * self._in_gain + self._in_bias)
+        return np.clip(q, *self._in_range).astype(self._input["dtype"])
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, classes) for uint8 (N, 48, 48) faces."""
+        if faces.ndim == 2:
+            faces = faces[None]
+        if faces.shape[1:] != (self.input_size, self.input_size):
+            raise ValueError(f"faces must be (N, {self.input_size}, {self.input_size}), "
+                             f"got {faces.shape}")
+        tensor = self.preprocess(faces)
+        out = np.empty((len(faces), len(self.labels)), dtype=np.float32)
+        for i in range(len(faces)):  # the model has batch 1: resizing would re-plan XNNPACK
+            self._interpreter.set_tensor(self._input["index"], tensor[i : i + 1])
+            self._interpreter.invoke()
+            raw = self._interpreter.get_tensor(self._output["index"])[0]
+            out[i] = (raw.astype(np.float32) - self._out_zero) * self._out_scale
+        return out

@@ -1,0 +1,132 @@
+"""`edge-run`: the device command. With no subcommand it runs the pipeline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edge.errors import EdgeError
+
+# CLI flag -> (section, key). Every flag here overrides the config file.
+OVERRIDES: dict[str, tuple[str, str]] = {
+    "input": ("source", "input"), "width": ("source", "width"), "height": ("source", "height"),
+    "loop": ("source", "loop"), "realtime": ("source", "realtime"),
+    "max_frames": ("source", "max_frames"),
+    "detect_width": ("detect", "width"), "upsample": ("detect", "upsample"),
+    "detect_every": ("detect", "every"),
+    "model": ("model", "path"), "landmarks": ("model", "landmarks"),
+    "threads": ("model", "threads"),
+    "log": ("log", "path"), "summary_every": ("log", "summary_every"),
+    "display": ("display", "mode"), "snapshots": ("snapshots", "dir"),
+}
+
+
+def fail(message: str, code: int = 2) -> None:
+    click.echo(f"edge-run: error: {message}", err=True)
+    sys.exit(code)
+
+
+def overrides_from(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    values: dict[str, dict[str, Any]] = {}
+    for name, value in options.items():
+        if value is not None and name in OVERRIDES:
+            section, key = OVERRIDES[name]
+            values.setdefault(section, {})[key] = value
+    return values
+
+
+def config_options(function: Any) -> Any:
+    """The options shared by `run` and `check`: config file plus per-key overrides."""
+    options = [
+        click.option("--config", "config_path", type=click.Path(path_type=Path),
+                     help="TOML config file (see systemd/config.toml)."),
+        click.option("--input", "-i", help="Camera index, /dev/videoN, file, URL or "
+                     "'picamera' (default: the embedded sample clip)."),
+        click.option("--width", type=int, help="Capture width."),
+        click.option("--height", type=int, help="Capture height."),
+        click.option("--loop/--no-loop", default=None, help="Replay a file forever."),
+        click.option("--realtime/--no-realtime", default=None,
+                     help="Pace a file to its frame rate, like a camera."),
+        click.option("--max-frames", type=int, help="Stop after N frames."),
+        click.option("--detect-width", type=int, help="Width the detector sees."),
+        click.option("--upsample", type=int, help="HOG upsampling steps."),
+        click.option("--detect-every", type=int, help="Detect every N frames, track between."),
+        click.option("--model", help="Model .tflite (sidecar .json beside it)."),
+        click.option("--landmarks", help="68-point landmark .dat file."),
+        click.option("--threads", type=int, help="Interpreter threads."),
+        click.option("--log", help="JSONL event log path ('' disables)."),
+        click.option("--summary-every", type=float, help="Seconds between summaries."),
+        click.option("--display", type=click.Choice(["none", "window", "fullscreen",
+                                                     "framebuffer"]), help="Where to show."),
+        click.option("--snapshots", help="Folder for annotated snapshots (off by default)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def load_config(config_path: Path | None, options: dict[str, Any]) -> Any:
+    from edge import config
+
+    return config.load(config_path, overrides_from(options))
+
+
+@click.group(invoke_without_command=True)
+@click.version_option(package_name="edge-emotion")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Facial emotion and blink logging on a camera, a file or a stream."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(run)
+
+
+@main.command()
+@config_options
+@click.option("--quiet", "-q", is_flag=True, help="Only errors on stderr, no summaries.")
+@click.option("--verbose", "-v", is_flag=True, help="Print every event.")
+def run(config_path: Path | None = None, quiet: bool = False, verbose: bool = False,
+        **options: Any) -> None:
+    """Run the pipeline (the default command)."""
+    from edge.logs import setup_logging
+    from edge.runner import Runner
+
+    setup_logging(verbose=verbose, quiet=quiet)
+    try:
+        config = load_config(config_path, options)
+        code = Runner(config, echo=click.echo, quiet=quiet, verbose=verbose).run()
+    except EdgeError as exc:
+        fail(str(exc))
+    except OSError as exc:  # e.g. the log folder cannot be created
+        fail(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}".lstrip(": "))
+    sys.exit(code)
+
+
+@main.command()
+@config_options
+@click.option("--no-camera", is_flag=True, help="Skip opening the source.")
+def check(config_path: Path | None = None, no_camera: bool = False, **options: Any) -> None:
+    """Validate config, model, landmark file and camera; say what is wrong in one line."""
+    from edge.check import run_checks
+
+    try:
+        config = load_config(config_path, options)
+        for line in run_checks(config, open_camera=not no_camera):
+            click.echo(line)
+    except EdgeError as exc:
+        fail(str(exc))
+
+
+def _register_optional_groups() -> None:
+    """Subcommands that live in their own modules."""
+    from edge.service import service
+
+    main.add_command(service)
+
+
+_register_optional_groups()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""Configuration: dataclasses with defaults, a TOML file on top, CLI overrides on top of that.
+
+Every key is checked: an unknown key, a wrong type or an out-of-range value is a
+ConfigError whose one-line message names the key (`detect.width`), so
+`edge-run check` and start-up can say exactly what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_CLIP = PACKAGE_DIR / "assets" / "pyfeat_single_face.mp4"
+
+
+def default_model_path() -> Path:
+    """The shipped model: in the repository's models/, or installed beside the package."""
+    for candidate in (PACKAGE_DIR.parent / "models" / "emotion_int8.tflite",
+                      PACKAGE_DIR / "assets" / "emotion_int8.tflite"):
+        if candidate.exists():
+            return candidate
+    return PACKAGE_DIR / "assets" / "emotion_int8.tflite"
+
+
+@dataclass
+class SourceConfig:
+    # Camera index ("0"), device ("/dev/video0"), file, URL, "picamera", or "" for
+    # the embedded sample clip.
+    input: str = ""
+    width: int = 640
+    height: int = 480
+    fps: float = 30.0
+    loop: bool = False  # files only: start again at the end (soak tests, kiosk demos)
+    max_frames: int = 0  # 0: no limit
+    realtime: bool = False  # files only: pace to the clip's fps, like a camera
+    retry_initial: float = 0.5  # seconds before the first reconnect attempt
+    retry_max: float = 30.0  # cap of the exponential backoff
+
+
+@dataclass
+class DetectConfig:
+    width: int = 320  # detection runs on the frame downscaled to this width
+    upsample: int = 1
+    threshold: float = 0.0  # dlib HOG score threshold
+    min_face: int = 40  # pixels, in the full frame
+    every: int = 3  # detect every N frames, track in between
+    max_faces: int = 4
+
+
+@dataclass
+class ModelConfig:
+    path: str = ""  # "" = the shipped model
+    landmarks: str = ""  # "" = face-recognition-models' 68-point file
+    threads: int = 1
+    smoothing: float = 0.5  # seconds: time constant of the per-face probability average
+
+
+@dataclass
+class BlinkConfig:
+    enabled: bool = True
+
+
+@dataclass
+class LogConfig:
+    path: str = "edge-emotion.jsonl"  # "" disables the event log
+    summary_every: float = 60.0  # seconds between summary lines
+    max_bytes: int = 10_000_000  # rotate when the file grows past this
+    backups: int = 5  # rotated files kept: LOG.1 ... LOG.N
+
+
+@dataclass
+class DisplayConfig:
+    mode: str = "none"  # none | window | fullscreen | framebuffer
+    framebuffer: str = "/dev/fb0"
+
+
+@dataclass
+class SnapshotConfig:
+    # Privacy by default: no face image is ever written unless this is set.
+    dir: str = ""
+    every: float = 0.0  # seconds between snapshots; 0 = on emotion change only
+
+
+@dataclass
+class Config:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    blink: BlinkConfig = field(default_factory=BlinkConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    snapshots: SnapshotConfig = field(default_factory=SnapshotConfig)
+
+    def model_path(self) -> Path:
+        return Path(self.model.path) if self.model.path else default_model_path()
+
+
+# (section, key) -> (minimum, maximum) for numbers; choices for strings.
+RANGES: dict[tuple[str, str], tuple[float, float]] = {
+    ("source", "width"): (16, 8192), ("source", "height"): (16, 8192),
+    ("source", "fps"): (0.5, 240), ("source", "max_frames"): (0, 10**12),
+    ("source", "retry_initial"): (0.01, 60), ("source", "retry_max"): (0.01, 3600),
+    ("detect", "width"): (80, 4096), ("detect", "upsample"): (0, 3),
+    ("detect", "threshold"): (-2.0, 5.0), ("detect", "min_face"): (8, 4096),
+    ("detect", "every"): (1, 100), ("detect", "max_faces"): (1, 64),
+    ("model", "threads"): (1, 64), ("model", "smoothing"): (0.0, 60.0),
+    ("log", "summary_every"): (1.0, 86400.0), ("log", "max_bytes"): (4096, 10**12),
+    ("log", "backups"): (0, 1000), ("snapshots", "every"): (0.0, 86400.0),
+}
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("display", "mode"): ("none", "window", "fullscreen", "framebuffer"),
+}
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """Check `value` has the type of the default (ints accepted where floats are)."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name}: expected an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}: expected a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # `input = 0` means camera 0
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{name}: unsupported value {value!r}")  # pragma: no cover
+
+
+def _validate(section: str, key: str, value: Any) -> None:
+    name = f"{section}.{key}"
+    if (section, key) in RANGES:
+        low, high = RANGES[(section, key)]
+        if not low <= value <= high:
+            raise ConfigError(f"{name}: {value!r} is out of range [{low:g}, {high:g}]")
+    if (section, key) in CHOICES and value not in CHOICES[(section, key)]:
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(CHOICES[(section, key)])}")
+
+
+def apply(config: Config, values: dict[str, Any], origin: str = "config") -> Config:
+    """Overlay `{section: {key: value}}` on `config`, checking every key and value."""
+    for section, entries in values.items():
+        if not hasattr(config, section) or section.startswith("_"):
+            known = ", ".join(f.name for f in dataclasses.fields(config))
+            raise ConfigError(f"{origin}: unknown section [{section}] (known: {known})")
+        if not isinstance(entries, dict):
+            raise ConfigError(f"{origin}: [{section}] must be a table")
+        target = getattr(config, section)
+        names = {f.name for f in dataclasses.fields(target)}
+        for key, value in entries.items():
+            if key not in names:
+                raise ConfigError(f"{origin}: unknown key {section}.{key} "
+                                  f"(known: {', '.join(sorted(names))})")
+            coerced = _coerce(f"{section}.{key}", value, getattr(target, key))
+            _validate(section, key, coerced)
+            setattr(target, key, coerced)
+    if config.source.retry_max < config.source.retry_initial:
+        raise ConfigError("source.retry_max must be >= source.retry_initial")
+    return config
+
+
+def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the TOML file (if any), then `{section: {key: value}}` overrides."""
+    config = Config()
+    if path:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: unreadable ({exc.__class__.__name__})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+        apply(config, data, origin=str(path))
+    if overrides:
+        apply(config, overrides, origin="command line")
+    return config
+
+
+def to_toml(config: Config) -> str:
+    """The config as a commented TOML file (service install writes this)."""
+    lines = ["# edge-emotion configuration. Every key is optional; shown are the values in use."]
+    for section in dataclasses.fields(config):
+        lines.append(f"\n[{section.name}]")
+        for entry in dataclasses.fields(getattr(config, section.name)):
+            value = getattr(getattr(config, section.name), entry.name)
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, str):
+                text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            else:
+                text = repr(value)
+            lines.append(f"{entry.name} = {text}")
+    return "\n".join(lines) + "\n"

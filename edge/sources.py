@@ -1,0 +1,342 @@
+"""Frame sources: files, USB/V4L2 cameras, network streams and the Pi camera.
+
+Two behaviours, chosen by the kind of source:
+
+* Files are read in order, every frame, on the caller's thread: deterministic.
+* Live sources capture on their own thread and keep only the newest frame, so a
+  slow device never falls behind the camera. A camera that fails to open or
+  goes away is retried with exponential backoff; problems are reported through
+  `drain_problems()` for the event log, and the run goes on.
+
+Hardware sits behind the small `Camera` protocol, so tests feed recorded frames
+through exactly the code a real camera uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from edge.errors import SourceError
+from edge.types import Frame
+
+
+class Source(Protocol):
+    live: bool
+    description: str
+
+    def open(self) -> None: ...
+    def read(self, timeout: float = 1.0) -> Frame | None: ...
+    @property
+    def finished(self) -> bool: ...
+    def drain_problems(self) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+class Camera(Protocol):
+    """One physical capture device. `grab` returns (gray, bgr or None) or None on failure."""
+
+    def open(self) -> None: ...
+    def grab(self) -> tuple[np.ndarray, np.ndarray | None] | None: ...
+    def close(self) -> None: ...
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def frame_is_usable(image: np.ndarray | None) -> bool:
+    """Reject empty, 1-pixel or odd-typed frames some drivers return after a glitch."""
+    return (image is not None and isinstance(image, np.ndarray) and image.dtype == np.uint8
+            and image.ndim in (2, 3) and image.shape[0] >= 16 and image.shape[1] >= 16)
+
+
+class OpenCVCamera:
+    """USB/V4L2 camera (index or /dev/video*) or a network stream, through OpenCV."""
+
+    def __init__(self, target: str, width: int, height: int, fps: float, keep_color: bool,
+                 opener: Callable[..., Any] = cv2.VideoCapture) -> None:
+        self.target = target
+        self.width, self.height, self.fps = width, height, fps
+        self.keep_color = keep_color
+        self._opener = opener
+        self._capture: Any = None
+
+    def open(self) -> None:
+        target: Any = int(self.target) if self.target.isdigit() else self.target
+        is_device = isinstance(target, int) or str(target).startswith("/dev/")
+        capture = (self._opener(target, cv2.CAP_V4L2) if is_device and hasattr(cv2, "CAP_V4L2")
+                   else self._opener(target))
+        if not capture.isOpened():
+            capture.release()
+            raise SourceError(f"camera {self.target!r} could not be opened")
+        if is_device:
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+            capture.set(cv2.CAP_PROP_FPS, self.fps)
+            capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # newest frame, not a stale queue
+        self._capture = capture
+
+    def grab(self) -> tuple[np.ndarray, np.ndarray | None] | None:
+        ok, image = self._capture.read()
+        if not ok or not frame_is_usable(image):
+            return None
+        return to_gray(image), (image if self.keep_color and image.ndim == 3 else None)
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+class PiCamera:
+    """Raspberry Pi camera through picamera2 (imported only when used).
+
+    Asks for YUV420 and takes the Y plane as the grayscale frame: no colour
+    conversion at all, which is most of a Pi Zero's per-frame budget at 640x480.
+    Video modes deliver limited-range luma (16..235); one table lookup stretches
+    it to the full range the model was trained on.
+    """
+
+    LIMITED_TO_FULL = np.clip((np.arange(256) - 16) * 255.0 / 219.0 + 0.5, 0, 255).astype(np.uint8)
+
+    def __init__(self, width: int, height: int, fps: float, keep_color: bool) -> None:
+        self.width, self.height, self.fps = width, height, fps
+        self.keep_color = keep_color
+        self._camera: Any = None
+
+    def open(self) -> None:
+        try:
+            from picamera2 import Picamera2
+        except ImportError as exc:
+            raise SourceError("picamera2 is not available: on Raspberry Pi OS install "
+                              f"python3-picamera2 ({exc})") from None
+        try:
+            camera = Picamera2()
+            config = camera.create_video_configuration(
+                main={"size": (self.width, self.height), "format": "YUV420"},
+                controls={"FrameRate": self.fps})
+            camera.configure(config)
+            camera.start()
+        except Exception as exc:  # libcamera raises RuntimeError/IndexError when absent
+            raise SourceError(f"Pi camera could not be opened ({exc})") from None
+        self._camera = camera
+
+    def grab(self) -> tuple[np.ndarray, np.ndarray | None] | None:
+        try:
+            yuv = self._camera.capture_array("main")
+        except Exception:
+            return None
+        if not frame_is_usable(yuv):
+            return None
+        gray = cv2.LUT(yuv[: self.height, : self.width], self.LIMITED_TO_FULL)
+        bgr = cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420) if self.keep_color else None
+        return gray, bgr
+
+    def close(self) -> None:
+        if self._camera is not None:
+            with contextlib.suppress(Exception):
+                self._camera.stop()
+                self._camera.close()
+            self._camera = None
+
+
+class LiveSource:
+    """Captures on a thread, keeps the newest frame, reconnects with backoff."""
+
+    live = True
+
+    def __init__(self, camera: Camera, description: str, retry_initial: float = 0.5,
+                 retry_max: float = 30.0, failures_before_reconnect: int = 10) -> None:
+        self.camera = camera
+        self.description = description
+        self.retry_initial, self.retry_max = retry_initial, retry_max
+        self.failures_before_reconnect = failures_before_reconnect
+        self._lock = threading.Condition()
+        self._latest: tuple[np.ndarray, np.ndarray | None, float] | None = None
+        self._index = 0
+        self._problems: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.connected = False
+
+    def open(self) -> None:
+        # The first open is synchronous so a camera that does not exist is a
+        # one-line error at start, not an endless retry loop.
+        self.camera.open()
+        self.connected = True
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+
+    @property
+    def finished(self) -> bool:
+        return False
+
+    def _problem(self, text: str) -> None:
+        with self._lock:
+            self._problems.append(text)
+
+    def drain_problems(self) -> list[str]:
+        with self._lock:
+            problems, self._problems = self._problems, []
+        return problems
+
+    def _reconnect(self) -> None:
+        self.camera.close()
+        self.connected = False
+        delay = self.retry_initial
+        while not self._stop.is_set():
+            try:
+                self.camera.open()
+            except SourceError as exc:
+                self._problem(f"{self.description}: reconnect failed ({exc}); "
+                              f"retrying in {delay:.1f}s")
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.retry_max)
+                continue
+            self.connected = True
+            self._problem(f"{self.description}: reconnected")
+            return
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            grabbed = self.camera.grab()
+            if grabbed is None:
+                failures += 1
+                if failures >= self.failures_before_reconnect:
+                    self._problem(f"{self.description}: no frames ({failures} failed reads); "
+                                  "reconnecting")
+                    self._reconnect()
+                    failures = 0
+                else:
+                    self._stop.wait(0.01)
+                continue
+            failures = 0
+            with self._lock:
+                self._latest = (grabbed[0], grabbed[1], time.monotonic())
+                self._lock.notify_all()
+
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        """The newest frame not yet read, or None if none arrived within `timeout`."""
+        with self._lock:
+            if self._latest is None and not self._lock.wait_for(
+                    lambda: self._latest is not None, timeout=timeout):
+                return None
+            gray, bgr, captured = self._latest  # type: ignore[misc]
+            self._latest = None
+            index = self._index
+            self._index += 1
+        return Frame(gray=gray, index=index, timestamp=captured, bgr=bgr)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        self.camera.close()
+
+
+class FileSource:
+    """A video file or still image, every frame in order, optionally looped or paced."""
+
+    live = False
+
+    def __init__(self, path: str, keep_color: bool, loop: bool = False,
+                 realtime: bool = False) -> None:
+        self.path = path
+        self.description = path
+        self.keep_color = keep_color
+        self.loop, self.realtime = loop, realtime
+        self._capture: Any = None
+        self._index = 0
+        self._offset = 0.0  # media time carried across loops so timestamps keep rising
+        self._last_ts = 0.0
+        self._fps = 30.0
+        self._done = False
+        self._problems: list[str] = []
+        self._started = 0.0
+
+    def open(self) -> None:
+        if not Path(self.path).exists():
+            raise SourceError(f"{self.path}: no such file")
+        self._capture = cv2.VideoCapture(self.path)
+        if not self._capture.isOpened():
+            raise SourceError(f"{self.path}: not a readable video or image")
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self._fps = fps if fps and 0.5 <= fps <= 240 else 30.0
+        self._started = time.monotonic()
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    @property
+    def finished(self) -> bool:
+        return self._done
+
+    def drain_problems(self) -> list[str]:
+        problems, self._problems = self._problems, []
+        return problems
+
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        while not self._done:
+            ok, image = self._capture.read()
+            if not ok:
+                if self.loop and self._index > 0:
+                    self._offset = self._last_ts + 1.0 / self._fps
+                    self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    ok, image = self._capture.read()
+                if not ok:
+                    self._done = True
+                    return None
+            if not frame_is_usable(image):
+                self._problems.append(f"{self.path}: unusable frame skipped")
+                continue
+            media_ts = self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            timestamp = self._offset + media_ts
+            if timestamp <= self._last_ts and self._index > 0:
+                timestamp = self._last_ts + 1.0 / self._fps  # containers without timing
+            self._last_ts = timestamp
+            if self.realtime:
+                wait = self._started + timestamp - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+            frame = Frame(gray=to_gray(image), index=self._index, timestamp=timestamp,
+                          bgr=image if self.keep_color and image.ndim == 3 else None)
+            self._index += 1
+            return frame
+        return None
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+def is_stream_url(target: str) -> bool:
+    return "://" in target
+
+
+def open_source(target: str, width: int = 640, height: int = 480, fps: float = 30.0,
+                keep_color: bool = False, loop: bool = False, realtime: bool = False,
+                retry_initial: float = 0.5, retry_max: float = 30.0) -> Source:
+    """Build (not yet open) the source named by `target`."""
+    if target == "picamera":
+        return LiveSource(PiCamera(width, height, fps, keep_color), "Pi camera",
+                          retry_initial, retry_max)
+    if target.isdigit() or target.startswith("/dev/") or is_stream_url(target):
+        name = f"camera {target}" if not is_stream_url(target) else f"stream {target}"
+        return LiveSource(OpenCVCamera(target, width, height, fps, keep_color), name,
+                          retry_initial, retry_max)
+    return FileSource(target, keep_color=keep_color, loop=loop, realtime=realtime)

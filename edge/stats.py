@@ -1,0 +1,57 @@
+"""Running counts behind the `summary` events and the status line."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from edge.types import FrameResult
+
+
+@dataclass
+class Tally:
+    counts: Counter = field(default_factory=Counter)  # face observations per emotion
+    blinks: int = 0
+    faces: set[int] = field(default_factory=set)
+    frames: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, result: FrameResult) -> None:
+        self.frames += 1
+        for face in result.faces:
+            self.faces.add(face.track_id)
+            if face.emotion:
+                self.counts[face.emotion] += 1
+        self.blinks += sum(1 for e in result.events if e.kind == "blink")
+
+    def as_dict(self, labels: tuple[str, ...], now: float | None = None) -> dict:
+        seconds = max(1e-6, (now or time.monotonic()) - self.started)
+        return {"counts": {label: self.counts.get(label, 0) for label in labels},
+                "blinks": self.blinks, "faces": len(self.faces), "frames": self.frames,
+                "seconds": round(seconds, 3), "fps": round(self.frames / seconds, 2),
+                "blink_rate_per_min": round(self.blinks * 60.0 / seconds, 2)}
+
+
+class RunStats:
+    """A tally since the last summary and one since the start."""
+
+    def __init__(self, labels: tuple[str, ...]) -> None:
+        self.labels = labels
+        self.period = Tally()
+        self.total = Tally()
+
+    def add(self, result: FrameResult) -> None:
+        self.period.add(result)
+        self.total.add(result)
+
+    def summary(self) -> dict:
+        """Summary event data; starts a new period."""
+        now = time.monotonic()
+        data = {**self.period.as_dict(self.labels, now),
+                "total": self.total.as_dict(self.labels, now)}
+        self.period = Tally(started=now)
+        return data
+
+    def period_age(self) -> float:
+        return time.monotonic() - self.period.started

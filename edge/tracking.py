@@ -1,0 +1,98 @@
+"""Stable face ids across frames, and per-face state that lives with the id.
+
+Detection runs every N frames; in between, each track's box follows its own
+landmarks (translation of their centroid, scale of their spread), which costs
+nothing extra because landmarks run every frame for blinks anyway.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.types import Box, Face
+
+
+@dataclass
+class Track:
+    track_id: int
+    box: Box
+    score: float
+    first_seen: float
+    last_seen: float
+    landmarks: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+    probabilities_at: float = 0.0
+    emotion: str | None = None
+    blink: Any = None  # a BlinkDetector, made by the tracker's factory
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def follow_landmarks(self, landmarks: np.ndarray) -> None:
+        """Move the box with the landmarks between detections."""
+        if self.landmarks is not None:
+            old_c, new_c = self.landmarks.mean(axis=0), landmarks.mean(axis=0)
+            old_s = float(self.landmarks.std(axis=0).mean())
+            new_s = float(landmarks.std(axis=0).mean())
+            scale = new_s / old_s if old_s > 1e-3 else 1.0
+            scale = min(max(scale, 0.8), 1.25)  # one bad fit must not blow the box up
+            cx = self.box.left + self.box.width / 2 + float(new_c[0] - old_c[0])
+            cy = self.box.top + self.box.height / 2 + float(new_c[1] - old_c[1])
+            w, h = self.box.width * scale, self.box.height * scale
+            self.box = Box(round(cx - w / 2), round(cy - h / 2), round(w), round(h))
+        self.landmarks = landmarks
+
+    def smooth(self, probabilities: np.ndarray, timestamp: float, time_constant: float) -> None:
+        """Exponential average in time, so smoothing is the same at 6 or 30 fps."""
+        if self.probabilities is None or time_constant <= 0:
+            self.probabilities = probabilities.copy()
+        else:
+            dt = max(0.0, timestamp - self.probabilities_at)
+            alpha = 1.0 - math.exp(-dt / time_constant)
+            self.probabilities += alpha * (probabilities - self.probabilities)
+        self.probabilities_at = timestamp
+
+
+class FaceTracker:
+    """Greedy IoU matching of detections to tracks; tracks expire after `max_age` s."""
+
+    def __init__(self, iou_threshold: float = 0.3, max_age: float = 1.0,
+                 state_factory: Callable[[], Any] | None = None) -> None:
+        self.iou_threshold = iou_threshold
+        self.max_age = max_age
+        self.state_factory = state_factory
+        self.tracks: dict[int, Track] = {}
+        self._next_id = 1
+
+    def update(self, detections: list[Face], timestamp: float) -> list[Track]:
+        """Match a fresh detection round; returns the live tracks."""
+        pairs = sorted(
+            ((det.box.iou(track.box), i, tid)
+             for i, det in enumerate(detections) for tid, track in self.tracks.items()),
+            reverse=True)
+        used_dets: set[int] = set()
+        used_tracks: set[int] = set()
+        for iou, i, tid in pairs:
+            if iou < self.iou_threshold:
+                break
+            if i in used_dets or tid in used_tracks:
+                continue
+            track = self.tracks[tid]
+            track.box, track.score, track.last_seen = detections[i].box, detections[i].score, timestamp
+            used_dets.add(i)
+            used_tracks.add(tid)
+        for i, det in enumerate(detections):
+            if i not in used_dets:
+                track = Track(self._next_id, det.box, det.score, timestamp, timestamp,
+                              blink=self.state_factory() if self.state_factory else None)
+                self.tracks[track.track_id] = track
+                self._next_id += 1
+        return self.expire(timestamp)
+
+    def expire(self, timestamp: float) -> list[Track]:
+        for tid in [t for t, tr in self.tracks.items() if timestamp - tr.last_seen > self.max_age]:
+            del self.tracks[tid]
+        return list(self.tracks.values())
