@@ -6,8 +6,12 @@ This is the only implementation of model preprocessing: the device runs it and
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +53,28 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Hide the runtime's C++ 'Created TensorFlow Lite XNNPACK delegate' banner.
+
+    It goes straight to file descriptor 2, so it would be the first line of every
+    one-line error and of every journal start-up; Python's sys.stderr is untouched.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreters, some tests)
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @dataclass(frozen=True)
@@ -93,9 +119,10 @@ class EmotionClassifier:
             Path(sidecar_path) if sidecar_path else self.model_path.with_suffix(".json"))
         interpreter_class, self.runtime = load_interpreter_class()
         try:
-            self._interpreter = interpreter_class(model_path=str(self.model_path),
-                                                  num_threads=max(1, threads))
-            self._interpreter.allocate_tensors()
+            with native_stderr_silenced():
+                self._interpreter = interpreter_class(model_path=str(self.model_path),
+                                                      num_threads=max(1, threads))
+                self._interpreter.allocate_tensors()
         except Exception as exc:  # the runtimes raise ValueError/RuntimeError variously
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc)
             raise ModelError(f"{self.model_path}: not a loadable TFLite model ({first_line})"

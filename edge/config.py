@@ -26,11 +26,9 @@ DEFAULT_CLIP = PACKAGE_DIR / "assets" / "pyfeat_single_face.mp4"
 
 def default_model_path() -> Path:
     """The shipped model: in the repository's models/, or installed beside the package."""
-    for candidate in (PACKAGE_DIR.parent / "models" / "emotion_int8.tflite",
-                      PACKAGE_DIR / "assets" / "emotion_int8.tflite"):
-        if candidate.exists():
-            return candidate
-    return PACKAGE_DIR / "assets" / "emotion_int8.tflite"
+    installed = PACKAGE_DIR / "models" / "emotion_int8.tflite"
+    source_tree = PACKAGE_DIR.parent / "models" / "emotion_int8.tflite"
+    return installed if installed.exists() or not source_tree.exists() else source_tree
 
 
 @dataclass

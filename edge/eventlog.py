@@ -10,6 +10,7 @@ never stops for the log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -136,10 +137,8 @@ class JsonlLog:
         if self._pending:
             self._drain()
         if self._fd is not None:
-            try:
+            with contextlib.suppress(OSError):  # fsync on a failing disk: already reported
                 os.fsync(self._fd)
-            except OSError:
-                pass
 
     def close(self) -> None:
         self.sync()

@@ -21,7 +21,6 @@ from edge.classify import EmotionClassifier, sha256_of
 from edge.config import DEFAULT_CLIP, Config
 from edge.displays import open_display
 from edge.draw import annotate
-from edge.errors import EdgeError
 from edge.eventlog import JsonlLog
 from edge.faces import FaceDetector, LandmarkPredictor, find_landmark_model
 from edge.notify import SystemdNotifier

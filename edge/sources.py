@@ -27,6 +27,11 @@ import numpy as np
 from edge.errors import SourceError
 from edge.types import Frame
 
+# OpenCV's own warnings (a missing device, a backend probe) would interleave with
+# our one-line errors and the journal; we report failures ourselves.
+with contextlib.suppress(AttributeError):
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 
 class Source(Protocol):
     live: bool
@@ -73,8 +78,21 @@ class OpenCVCamera:
         self._opener = opener
         self._capture: Any = None
 
+    def device_target(self) -> Any:
+        """Index for V4L2 ("0", "/dev/video0", a /dev/v4l/by-id link), else the URL."""
+        if self.target.isdigit():
+            return int(self.target)
+        if self.target.startswith("/dev/"):
+            real = Path(self.target).resolve()
+            if not real.exists():
+                raise SourceError(f"camera {self.target!r} could not be opened: no such device")
+            if real.name.startswith("video") and real.name[5:].isdigit():
+                return int(real.name[5:])  # OpenCV's V4L2 backend opens indices, not paths
+            return str(real)
+        return self.target
+
     def open(self) -> None:
-        target: Any = int(self.target) if self.target.isdigit() else self.target
+        target = self.device_target()
         is_device = isinstance(target, int) or str(target).startswith("/dev/")
         capture = (self._opener(target, cv2.CAP_V4L2) if is_device and hasattr(cv2, "CAP_V4L2")
                    else self._opener(target))

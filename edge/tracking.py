@@ -81,7 +81,8 @@ class FaceTracker:
             if i in used_dets or tid in used_tracks:
                 continue
             track = self.tracks[tid]
-            track.box, track.score, track.last_seen = detections[i].box, detections[i].score, timestamp
+            track.box, track.score = detections[i].box, detections[i].score
+            track.last_seen = timestamp
             used_dets.add(i)
             used_tracks.add(tid)
         for i, det in enumerate(detections):

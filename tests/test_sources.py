@@ -7,6 +7,7 @@ same API as the real ones.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import time
@@ -42,7 +43,7 @@ class RecordedCapture:
         self.opened = not schedule.get("absent", False)
         self.settings: dict[int, float] = {}
 
-    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+    def isOpened(self) -> bool:
         return self.opened
 
     def set(self, prop: int, value: float) -> bool:
@@ -92,7 +93,7 @@ def test_looped_file_keeps_time_rising() -> None:
     source.open()
     stamps = [source.read().timestamp for _ in range(150)]
     source.close()
-    assert all(b > a for a, b in zip(stamps, stamps[1:]))
+    assert all(b > a for a, b in itertools.pairwise(stamps))
 
 
 def test_missing_and_unreadable_files(tmp_path: Path) -> None:
