@@ -8,7 +8,12 @@ from typing import Any
 
 import click
 
-from edge.errors import EdgeError
+from edge.errors import EdgeError, SourceError
+
+# Exit codes: 2 = bad input that a restart cannot fix (config, model, file);
+# 3 = a camera or stream that is not there yet: systemd retries that one.
+EXIT_BAD_INPUT = 2
+EXIT_SOURCE_MISSING = 3
 
 # CLI flag -> (section, key). Every flag here overrides the config file.
 OVERRIDES: dict[str, tuple[str, str]] = {
@@ -24,7 +29,7 @@ OVERRIDES: dict[str, tuple[str, str]] = {
 }
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     click.echo(f"edge-run: error: {message}", err=True)
     sys.exit(code)
 
@@ -97,6 +102,10 @@ def run(config_path: Path | None = None, quiet: bool = False, verbose: bool = Fa
     try:
         config = load_config(config_path, options)
         code = Runner(config, echo=click.echo, quiet=quiet, verbose=verbose).run()
+    except SourceError as exc:
+        from edge.sources import is_live
+
+        fail(str(exc), EXIT_SOURCE_MISSING if is_live(config.source.input) else EXIT_BAD_INPUT)
     except EdgeError as exc:
         fail(str(exc))
     except OSError as exc:  # e.g. the log folder cannot be created

@@ -346,6 +346,12 @@ def is_stream_url(target: str) -> bool:
     return "://" in target
 
 
+def is_live(target: str) -> bool:
+    """Cameras and streams (retried when absent), as opposed to files."""
+    return (target == "picamera" or target.isdigit() or target.startswith("/dev/")
+            or is_stream_url(target))
+
+
 def open_source(target: str, width: int = 640, height: int = 480, fps: float = 30.0,
                 keep_color: bool = False, loop: bool = False, realtime: bool = False,
                 retry_initial: float = 0.5, retry_max: float = 30.0) -> Source:
@@ -353,7 +359,7 @@ def open_source(target: str, width: int = 640, height: int = 480, fps: float = 3
     if target == "picamera":
         return LiveSource(PiCamera(width, height, fps, keep_color), "Pi camera",
                           retry_initial, retry_max)
-    if target.isdigit() or target.startswith("/dev/") or is_stream_url(target):
+    if is_live(target):
         name = f"camera {target}" if not is_stream_url(target) else f"stream {target}"
         return LiveSource(OpenCVCamera(target, width, height, fps, keep_color), name,
                           retry_initial, retry_max)

@@ -26,8 +26,8 @@ def edge_run(*args: str, timeout: float = 120, env: dict | None = None
                           env={**os.environ, **(env or {})})
 
 
-def one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
+def one_line_error(result: subprocess.CompletedProcess, *needles: str, code: int = 2) -> None:
+    assert result.returncode == code, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("edge-run: error: ")
@@ -85,12 +85,16 @@ def test_check_passes_on_defaults() -> None:
 @pytest.mark.parametrize(("args", "needles"), [
     (["--model", "/nonexistent/model.tflite"], ["model file not found"]),
     (["--input", "/nonexistent/clip.mp4"], ["no such file"]),
-    (["--input", "/dev/video57"], ["could not be opened"]),
     (["--detect-every", "0"], ["detect.every"]),
     (["--threads", "999"], ["model.threads"]),
 ])
 def test_bad_input_is_one_line(args: list[str], needles: list[str]) -> None:
     one_line_error(edge_run("run", "--log", "", *args), *needles)
+
+
+def test_missing_camera_exits_3_so_systemd_retries() -> None:
+    one_line_error(edge_run("run", "--log", "", "--input", "/dev/video57"),
+                   "could not be opened", code=3)
 
 
 def test_bad_config_key_is_one_line(tmp_path: Path) -> None:
