@@ -57,8 +57,10 @@ def build_source(config: Config) -> Source:
 
 class Runner:
     def __init__(self, config: Config, echo: Callable[[str], None] = print,
-                 quiet: bool = False, verbose: bool = False) -> None:
+                 quiet: bool = False, verbose: bool = False,
+                 on_result: Callable[[FrameResult], None] | None = None) -> None:
         self.config = config
+        self.on_result = on_result  # benchmarks and soak tests watch the real loop here
         self.echo = echo
         self.quiet, self.verbose = quiet, verbose
         self.stop_reason: str | None = None
@@ -152,6 +154,8 @@ class Runner:
                 first_result = time.monotonic() - started
                 self.notifier.ready()
             stats.add(result)
+            if self.on_result is not None:
+                self.on_result(result)
             for event in result.events:
                 self._emit(event)
             self._show(result, stats, display, snapshots)

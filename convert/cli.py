@@ -1,0 +1,182 @@
+"""`edge-convert`: train, quantize and evaluate the emotion model (build side)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from convert.data import DataError, load_faces
+from convert.model import ModelSpec
+from edge.errors import ModelError
+
+SPLITS = ["train", "publictest", "privatetest", "test"]
+HELD_OUT = ("publictest", "privatetest", "test")
+
+
+def fail(message: str) -> NoReturn:
+    """One line on stderr and a non-zero exit: the contract for bad input."""
+    click.echo(f"edge-convert: error: {message}", err=True)
+    sys.exit(2)
+
+
+def npz_split(data_path: Path) -> str | None:
+    """The split a .npz holds, when its name says so (train.npz, publictest.npz)."""
+    stem = data_path.stem.lower()
+    return stem if data_path.suffix == ".npz" and stem in SPLITS else None
+
+
+def evaluation_split(data_path: Path, split: str | None) -> str:
+    """A .npz is one split: record the split it holds, not a --split that cannot apply."""
+    held = npz_split(data_path)
+    if held and split and split != held:
+        fail(f"{data_path}: a .npz holds one split ({held}); --split {split} does not apply")
+    return held or split or "publictest"
+
+
+@click.group()
+def main() -> None:
+    """Train, quantize and evaluate the FER2013 emotion model."""
+
+
+@main.command()
+@click.option("--data", "data_path", required=True, type=click.Path(path_type=Path),
+              help="Training data: fer2013.csv, an image-folder root, or a .npz.")
+@click.option("--val", "val_path", type=click.Path(path_type=Path),
+              help="Validation data (default: the publictest split of --data).")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Run folder: checkpoints, history.csv, run.json.")
+@click.option("--width", default=32, show_default=True, help="Filters of the first module.")
+@click.option("--modules", default=4, show_default=True, help="Downsampling modules.")
+@click.option("--middle", default=2, show_default=True, help="Middle-flow blocks.")
+@click.option("--stem", default=16, show_default=True, help="Filters of the stem.")
+@click.option("--l2", default=1e-4, show_default=True)
+@click.option("--dropout", default=0.3, show_default=True)
+@click.option("--epochs", default=80, show_default=True)
+@click.option("--batch-size", default=128, show_default=True)
+@click.option("--lr", "learning_rate", default=1e-3, show_default=True)
+@click.option("--schedule", type=click.Choice(["plateau", "cosine"]), default="plateau",
+              show_default=True)
+@click.option("--patience", default=12, show_default=True, help="Early-stopping patience.")
+@click.option("--label-smoothing", default=0.0, show_default=True)
+@click.option("--class-weight", type=click.Choice(["sqrt", "balanced", "none"]), default="sqrt",
+              show_default=True)
+@click.option("--seed", default=1234, show_default=True)
+@click.option("--threads", default=0, show_default=True, help="0: all cores.")
+@click.option("--limit", default=0, help="Use only the first N training images (smoke runs).")
+@click.option("--resume", is_flag=True, help="Continue from the run folder's last checkpoint.")
+def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, modules: int,
+          middle: int, stem: int, l2: float, dropout: float, epochs: int, batch_size: int,
+          learning_rate: float, schedule: str, patience: int, label_smoothing: float,
+          class_weight: str, seed: int, threads: int, limit: int, resume: bool) -> None:
+    """Train the Xception-family network and keep the best checkpoint."""
+    from convert.train import TrainConfig
+    from convert.train import train as run_training
+
+    if min(width, modules, stem, epochs, batch_size) < 1 or middle < 0:
+        fail("--width, --modules, --stem, --epochs and --batch-size must be >= 1")
+    try:
+        train_faces = load_faces(data_path, "train")
+        val_faces = load_faces(val_path if val_path else data_path, "publictest")
+    except DataError as exc:
+        fail(str(exc))
+    if limit:
+        train_faces = train_faces.subset(slice(0, limit))
+    spec = ModelSpec(width=width, modules=modules, middle=middle, stem=stem, l2=l2,
+                     dropout=dropout)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                         schedule=schedule, early_stop_patience=patience,
+                         label_smoothing=label_smoothing, class_weight=class_weight,
+                         seed=seed, threads=threads, spec=spec)
+    summary = run_training(train_faces, val_faces, out_dir, config, resume=resume,
+                           verbose=1 if sys.stdout.isatty() else 2)
+    click.echo(f"best val accuracy {summary['best_val_accuracy']:.4f} after "
+               f"{summary['epochs_run']} epochs, {summary['wall_seconds'] / 60:.1f} min: "
+               f"{summary['best_model']}")
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.option("--data", "data_path", required=True, type=click.Path(path_type=Path),
+              help="Training data to calibrate on: fer2013.csv, an image-folder root, or a .npz.")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path),
+              help="Output models/NAME.tflite; the sidecar NAME.json is written beside it.")
+@click.option("--calibration-size", default=1000, show_default=True,
+              help="Representative faces, drawn class-balanced from the training split.")
+@click.option("--seed", default=1234, show_default=True, help="Seed of the calibration draw.")
+@click.option("--framing-json", default=None,
+              help="Face framing for the sidecar: a JSON file or inline JSON object "
+                   "(replaces the placeholder default).")
+def quantize(model_path: Path, data_path: Path, out_path: Path, calibration_size: int, seed: int,
+             framing_json: str | None) -> None:
+    """Convert a Keras MODEL (.keras, .h5, SavedModel folder) to a full-int8 TFLite model."""
+    from convert.quantize import ConversionError, load_framing
+    from convert.quantize import quantize as run_quantize
+
+    if npz_split(data_path) in HELD_OUT:  # test faces must not shape the model, even here
+        fail(f"{data_path}: calibrate on training data, not a test split")
+    try:
+        framing = load_framing(framing_json)
+        train_faces = load_faces(data_path, "train")
+        sidecar = run_quantize(model_path, train_faces, out_path, calibration_size, seed, framing)
+    except (DataError, ModelError, ConversionError) as exc:
+        fail(str(exc))
+    except OSError as exc:  # e.g. --out in a read-only folder
+        fail(f"{exc.filename or out_path}: {exc.strerror or exc}")
+    quant = sidecar["input"]["quantization"]
+    calibration = sidecar["calibration"]
+    click.echo(f"wrote {out_path} ({sidecar['size_bytes']:,} bytes, full int8, input scale "
+               f"{quant['scale']:g} zero point {quant['zero_point']}) and "
+               f"{out_path.with_suffix('.json')}; calibrated on {calibration['total']} faces "
+               f"({calibration['per_class']} per class)")
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL.tflite", type=click.Path(path_type=Path))
+@click.option("--data", "data_path", required=True, type=click.Path(path_type=Path),
+              help="fer2013.csv, an image-folder root, or a .npz (a .npz is one split).")
+@click.option("--split", type=click.Choice(SPLITS), default=None,
+              help="Split of a CSV or image-folder root [default: publictest; a .npz named "
+                   "after its split, e.g. publictest.npz, records that split].")
+@click.option("--keras", "keras_path", type=click.Path(path_type=Path),
+              help="Float model to compare with (.keras, .h5 or SavedModel folder).")
+@click.option("--report", "report_path", type=click.Path(path_type=Path),
+              help="Write the full report as JSON.")
+@click.option("--confusion", "confusion_path", type=click.Path(path_type=Path),
+              help="Write the confusion matrix (counts and row-normalised) as PNG.")
+@click.option("--latency-faces", default=300, show_default=True,
+              help="Single-face invokes timed for the latency median.")
+@click.option("--update-sidecar", is_flag=True,
+              help="Record the metrics in the model's sidecar (changes nothing else).")
+def evaluate(model_path: Path, data_path: Path, split: str | None, keras_path: Path | None,
+             report_path: Path | None, confusion_path: Path | None, latency_faces: int,
+             update_sidecar: bool) -> None:
+    """Score MODEL.tflite through the device's classifier, optionally against the float model."""
+    from convert import evaluate as ev
+    from convert.quantize import write_json
+
+    split = evaluation_split(data_path, split)
+    try:
+        faces = load_faces(data_path, split)
+        report = ev.evaluate(model_path, faces, split, keras_path, latency_faces)
+        if report_path:
+            report_path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(report_path, report)
+        if confusion_path:
+            ev.plot_confusion(report, confusion_path)
+        sidecar_path = ev.update_sidecar(model_path, report) if update_sidecar else None
+    except (DataError, ModelError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{exc.filename or model_path}: {exc.strerror or exc}")
+    click.echo(ev.format_report(report))
+    for label, path in (("report", report_path), ("confusion matrix", confusion_path),
+                        ("metrics", sidecar_path)):
+        if path:
+            click.echo(f"{label}: {path}")
+
+
+if __name__ == "__main__":
+    main()

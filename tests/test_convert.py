@@ -1,0 +1,482 @@
+"""edge-convert end to end on tiny fake data: train, quantize, evaluate, and bad input.
+
+TensorFlow is slow to import and to convert, so each data form (Kaggle CSV and
+image folders) is trained, quantized and evaluated once per module by fixtures,
+and the tests only look at the results. The tiny network trains for ~250 steps:
+enough for batch-norm statistics to settle, so its outputs have real margins and
+int8-vs-float agreement means something.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+from conftest import MODELS_DIR, require_path, require_shared, synthetic_faces
+
+from convert.cli import main
+from convert.data import DataError, FaceSet, load_faces
+from convert.quantize import (
+    DEFAULT_FRAMING,
+    ConversionError,
+    calibration_set,
+    inspect_tflite,
+    load_framing,
+    quiet_native_output,
+    quiet_tensorflow,
+    source_sha256,
+)
+from edge.classify import EmotionClassifier, Sidecar
+from edge.labels import FER2013_LABELS
+
+slow = pytest.mark.slow  # needs TensorFlow: trains, converts or starts a process
+
+TINY = ["--width", "8", "--modules", "2", "--middle", "0", "--stem", "8", "--epochs", "12",
+        "--batch-size", "4", "--lr", "0.01", "--l2", "0", "--dropout", "0", "--threads", "1"]
+TRAIN_PER_CLASS, TEST_PER_CLASS = 12, 4
+SIDECAR_KEYS = {"format", "labels", "input", "output", "framing", "source_model",
+                "tflite_sha256", "size_bytes", "calibration", "converter", "metrics"}
+
+
+def run_cli(*args: object) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_ok(result: Result) -> Result:
+    assert result.exit_code == 0, f"{result.output}\n{result.stderr}\n{result.exception!r}"
+    return result
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> str:
+    """Non-zero exit, exactly one `edge-convert: error:` line, no traceback."""
+    assert result.exit_code != 0, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("edge-convert: error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- fake FER2013 in two forms ------------------------------------------------------
+
+
+def write_csv(path: Path, rows: list[tuple[int, str, str]]) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["emotion", "pixels", "Usage"])
+        writer.writerows(rows)
+    return path
+
+
+def csv_rows(x: np.ndarray, y: np.ndarray, usage: str) -> list[tuple[int, str, str]]:
+    return [(int(label), " ".join(map(str, image.ravel())), usage)
+            for image, label in zip(x, y, strict=True)]
+
+
+def write_folders(root: Path, split_dir: str, prefix: str, x: np.ndarray, y: np.ndarray) -> None:
+    for i, (image, label) in enumerate(zip(x, y, strict=True)):
+        folder = root / split_dir / FER2013_LABELS[label].lower()
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{prefix}_{i:04d}.png"), image)
+
+
+@pytest.fixture(scope="module")
+def fake_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("fer")
+    train = synthetic_faces(TRAIN_PER_CLASS, seed=1)
+    test = synthetic_faces(TEST_PER_CLASS, seed=2)
+    write_csv(root / "fer2013.csv",
+              csv_rows(*train, "Training") + csv_rows(*test, "PublicTest"))
+    write_folders(root / "folders", "train", "Training", *train)
+    write_folders(root / "folders", "test", "PublicTest", *test)
+    return {"csv": root / "fer2013.csv", "folders": root / "folders"}
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One trained, quantized and evaluated tiny model."""
+
+    data: Path
+    keras: Path
+    tflite: Path
+    sidecar_before_evaluate: dict
+    report: Path
+    confusion: Path
+
+
+def run_pipeline(data: Path, work: Path) -> Pipeline:
+    assert_ok(run_cli("train", "--data", data, "--out", work / "run", *TINY))
+    keras = work / "run" / "best.keras"
+    tflite = work / "models" / "tiny.tflite"
+    assert_ok(run_cli("quantize", keras, "--data", data, "--out", tflite,
+                      "--calibration-size", 7 * TRAIN_PER_CLASS, "--seed", 7))
+    before = json.loads(tflite.with_suffix(".json").read_text())
+    report, confusion = work / "report.json", work / "confusion.png"
+    assert_ok(run_cli("evaluate", tflite, "--data", data, "--keras", keras, "--report", report,
+                      "--confusion", confusion, "--update-sidecar", "--latency-faces", 20))
+    return Pipeline(data, keras, tflite, before, report, confusion)
+
+
+@pytest.fixture(scope="module")
+def csv_pipeline(fake_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+                 ) -> Pipeline:
+    return run_pipeline(fake_data["csv"], tmp_path_factory.mktemp("csv"))
+
+
+@pytest.fixture(scope="module")
+def folder_pipeline(fake_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+                    ) -> Pipeline:
+    return run_pipeline(fake_data["folders"], tmp_path_factory.mktemp("folders"))
+
+
+@pytest.fixture(scope="module", params=["csv", "folder"])
+def pipeline(request: pytest.FixtureRequest) -> Pipeline:
+    """Each check runs on both data forms; each form is trained only once."""
+    return request.getfixturevalue(f"{request.param}_pipeline")
+
+
+# --- the quantized model ------------------------------------------------------------
+
+
+@slow
+def test_model_loads_in_device_classifier(pipeline: Pipeline) -> None:
+    classifier = EmotionClassifier(pipeline.tflite, threads=1)
+    faces, _ = synthetic_faces(2, seed=3)
+    probabilities = classifier.predict(faces)
+    assert classifier.labels == FER2013_LABELS
+    assert probabilities.shape == (len(faces), len(FER2013_LABELS))
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=0.05)
+
+
+@slow
+def test_every_op_is_int8(pipeline: Pipeline) -> None:
+    inspection = inspect_tflite(pipeline.tflite.read_bytes())
+    assert inspection.input.dtype == "int8" and inspection.output.dtype == "int8"
+    assert (inspection.input.scale, inspection.input.zero_point) == (1.0, -128)
+    assert (inspection.output.scale, inspection.output.zero_point) == (1 / 256, -128)
+    assert inspection.non_int8_ops == ()
+    assert not {"QUANTIZE", "DEQUANTIZE", "DELEGATE"} & set(inspection.ops)
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "SOFTMAX"} <= set(inspection.ops)
+
+
+@slow
+def test_no_float_tensor_in_any_op(pipeline: Pipeline) -> None:
+    """Independent of inspect_tflite: read the ops straight from the interpreter."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(
+        model_path=str(pipeline.tflite),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    dtypes = {t["index"]: np.dtype(t["dtype"]) for t in interpreter.get_tensor_details()}
+    for op in interpreter._get_ops_details():
+        for index in (*op["inputs"], *op["outputs"]):
+            if index >= 0:
+                assert dtypes[index] in (np.int8, np.int32), (op["op_name"], dtypes[index])
+        assert all(dtypes[i] == np.int8 for i in op["outputs"]), op["op_name"]
+
+
+@slow
+def test_sidecar_is_complete_and_right(pipeline: Pipeline) -> None:
+    sidecar = pipeline.sidecar_before_evaluate
+    assert set(sidecar) == SIDECAR_KEYS
+    assert sidecar["format"] == "edge-emotion-model/1"
+    assert sidecar["labels"] == list(FER2013_LABELS)
+    assert sidecar["input"] == {
+        "shape": [1, 48, 48, 1], "dtype": "int8",
+        "normalisation": {"mean": 0.0, "std": 1.0, "note": sidecar["input"]["normalisation"]
+                          ["note"]},
+        "quantization": {"scale": 1.0, "zero_point": -128}}
+    assert "0..255" in sidecar["input"]["normalisation"]["note"]
+    assert sidecar["output"] == {"shape": [1, 7], "dtype": "int8", "kind": "probabilities",
+                                 "quantization": {"scale": 1 / 256, "zero_point": -128}}
+    assert sidecar["framing"] == DEFAULT_FRAMING
+    assert sidecar["source_model"] == {"path": str(pipeline.keras),
+                                       "sha256": sha256(pipeline.keras)}
+    assert sidecar["tflite_sha256"] == sha256(pipeline.tflite)
+    assert sidecar["size_bytes"] == pipeline.tflite.stat().st_size
+    assert sidecar["calibration"] == {"source": str(pipeline.data) if pipeline.data.suffix
+                                      else str(pipeline.data / "train"),
+                                      "per_class": TRAIN_PER_CLASS,
+                                      "total": 7 * TRAIN_PER_CLASS, "seed": 7}
+    assert sidecar["converter"]["tensorflow"].startswith("2.")
+    assert sidecar["metrics"] == {}
+    parsed = Sidecar.read(pipeline.tflite.with_suffix(".json"))
+    assert parsed.input_shape == (1, 48, 48, 1) and parsed.labels == FER2013_LABELS
+
+
+@slow
+def test_float_and_int8_agree(pipeline: Pipeline) -> None:
+    report = json.loads(pipeline.report.read_text())
+    agreement = report["agreement"]
+    assert agreement["argmax"] >= 0.9
+    assert agreement["max_abs_probability_difference"] <= 0.06
+    assert abs(report["int8"]["accuracy"] - report["float"]["accuracy"]) <= 0.1
+    assert report["data"]["n"] == 7 * TEST_PER_CLASS and report["data"]["split"] == "publictest"
+
+
+@slow
+def test_report_and_confusion_png(pipeline: Pipeline) -> None:
+    report = json.loads(pipeline.report.read_text())
+    confusion = np.array(report["int8"]["confusion"])
+    assert confusion.shape == (7, 7) and confusion.sum() == 7 * TEST_PER_CLASS
+    assert list(report["int8"]["per_class"]) == list(FER2013_LABELS)
+    assert report["model"]["sidecar_matches"] is True
+    assert report["latency_ms"]["threads"] == 1 and report["latency_ms"]["median"] > 0
+    image = cv2.imread(str(pipeline.confusion))
+    assert image is not None and image.shape[1] > 1000
+
+
+@slow
+def test_update_sidecar_changes_only_metrics(pipeline: Pipeline) -> None:
+    after = json.loads(pipeline.tflite.with_suffix(".json").read_text())
+    metrics = after.pop("metrics")
+    before = dict(pipeline.sidecar_before_evaluate)
+    before.pop("metrics")
+    assert after == before
+    report = json.loads(pipeline.report.read_text())
+    assert metrics["split"] == "publictest" and metrics["n"] == 7 * TEST_PER_CLASS
+    assert metrics["int8_accuracy"] == report["int8"]["accuracy"]
+    assert metrics["float_accuracy"] == report["float"]["accuracy"]
+    assert metrics["agreement"] == report["agreement"]["argmax"]
+    assert set(metrics["per_class"]) == set(FER2013_LABELS)
+    assert metrics["latency_ms"]["threads"] == 1
+    assert "sha256" not in json.dumps(metrics["latency_ms"])
+
+
+# --- other model and data forms ----------------------------------------------------
+
+
+@slow
+@pytest.mark.parametrize("form", ["h5", "savedmodel"])
+def test_quantize_h5_and_savedmodel(form: str, tmp_path: Path, csv_pipeline: Pipeline) -> None:
+    """The same weights as .h5 or SavedModel convert to an int8 model that predicts alike."""
+    tf = quiet_tensorflow()
+    model = tf.keras.models.load_model(csv_pipeline.keras, compile=False)
+    source = tmp_path / ("m.h5" if form == "h5" else "saved")
+    with quiet_native_output():  # Keras prints the exported signatures
+        if form == "h5":
+            model.save(source)
+        else:
+            model.export(source)
+    tflite = tmp_path / f"{form}.tflite"
+    assert_ok(run_cli("quantize", source, "--data", csv_pipeline.data, "--out", tflite,
+                      "--calibration-size", 7 * TRAIN_PER_CLASS, "--seed", 7))
+    assert inspect_tflite(tflite.read_bytes()).non_int8_ops == ()
+    sidecar = json.loads(tflite.with_suffix(".json").read_text())
+    assert sidecar["source_model"]["sha256"] == source_sha256(source)
+    faces, _ = synthetic_faces(TEST_PER_CLASS, seed=2)
+    ours = EmotionClassifier(tflite).predict(faces)
+    reference = EmotionClassifier(csv_pipeline.tflite).predict(faces)
+    assert (ours.argmax(axis=1) == reference.argmax(axis=1)).mean() >= 0.9
+
+
+@slow
+def test_evaluate_npz_records_its_split(tmp_path: Path, csv_pipeline: Pipeline) -> None:
+    x, y = synthetic_faces(TEST_PER_CLASS, seed=2)
+    npz = tmp_path / "publictest.npz"
+    np.savez(npz, x=x, y=y)
+    result = assert_ok(run_cli("evaluate", csv_pipeline.tflite, "--data", npz, "--report",
+                               tmp_path / "r.json", "--latency-faces", 5))
+    assert "int8 accuracy" in result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["data"]["split"] == "publictest" and report["data"]["n"] == len(y)
+    assert report["data"]["sha256"] == sha256(npz)
+    assert_one_line_error(run_cli("evaluate", csv_pipeline.tflite, "--data", npz, "--split",
+                                  "train"), "holds one split")
+
+
+def test_quantize_refuses_test_split_for_calibration(tmp_path: Path) -> None:
+    x, y = synthetic_faces(1, seed=2)
+    np.savez(tmp_path / "publictest.npz", x=x, y=y)
+    assert_one_line_error(run_cli("quantize", tmp_path / "m.keras", "--data",
+                                  tmp_path / "publictest.npz", "--out", tmp_path / "m.tflite"),
+                          "training data")
+
+
+# --- calibration and options ---------------------------------------------------------
+
+
+def test_calibration_is_class_balanced_and_seeded() -> None:
+    x, y = synthetic_faces(30, seed=5)
+    keep = (y != 1) | (np.arange(len(y)) % 30 < 4)  # only 4 Disgust faces, like FER2013's few
+    faces = FaceSet(x[keep], y[keep], "fake")
+    calibration = calibration_set(faces, 70, seed=3)
+    assert calibration.to_dict() == {"source": "fake", "per_class": 10, "total": 64, "seed": 3}
+    assert calibration.x.shape == (64, 48, 48, 1) and calibration.x.dtype == np.float32
+    assert np.array_equal(calibration.x, calibration_set(faces, 70, seed=3).x)
+    assert not np.array_equal(calibration.x, calibration_set(faces, 70, seed=4).x)
+    assert (calibration.x.min(), calibration.x.max()) == (0.0, 255.0)
+
+
+def test_calibration_pins_the_input_range() -> None:
+    """A sample missing 0 or 255 still gives the exact (1, -128) input quantization."""
+    x = np.full((7, 48, 48), 100, dtype=np.uint8)
+    calibration = calibration_set(FaceSet(x, np.arange(7), "flat"), 7, seed=0)
+    assert (calibration.x.min(), calibration.x.max()) == (0.0, 255.0)
+    assert np.count_nonzero(calibration.x != 100) == 2
+
+
+def test_framing_json_overrides_default(tmp_path: Path) -> None:
+    framing_file = tmp_path / "framing.json"
+    framing_file.write_text('{"eye_y": 0.4, "eye_distance": 0.5, "mouth_y": 0.8}')
+    assert load_framing(str(framing_file)) == {"eye_y": 0.4, "eye_distance": 0.5, "mouth_y": 0.8}
+    assert load_framing('{"eye_y": 0.35}') == {"eye_y": 0.35}
+    assert load_framing(None) == DEFAULT_FRAMING
+    with pytest.raises(ConversionError):
+        load_framing('{"eye_y": "high"}')
+
+
+# --- bad input: one line, non-zero exit ---------------------------------------------
+
+
+def test_csv_row_with_2303_pixels(tmp_path: Path) -> None:
+    x, y = synthetic_faces(1, seed=4)
+    rows = csv_rows(x, y, "Training")
+    rows[2] = (rows[2][0], " ".join(rows[2][1].split()[:2303]), "Training")
+    bad = write_csv(tmp_path / "short.csv", rows)
+    assert_one_line_error(run_cli("quantize", tmp_path / "m.keras", "--data", bad, "--out",
+                                  tmp_path / "m.tflite"), f"{bad}:4", "2303 pixels")
+
+
+def test_csv_unknown_label(tmp_path: Path) -> None:
+    x, y = synthetic_faces(1, seed=4)
+    rows = csv_rows(x, y, "PublicTest")
+    rows[0] = (9, rows[0][1], "PublicTest")
+    bad = write_csv(tmp_path / "label.csv", rows)
+    assert_one_line_error(run_cli("evaluate", tmp_path / "m.tflite", "--data", bad),
+                          f"{bad}:2", "unknown label 9")
+
+
+def test_binary_csv(tmp_path: Path) -> None:
+    bad = tmp_path / "binary.csv"
+    bad.write_bytes(b"emotion,pixels\n\xff\xfe\x00\x81 not text")
+    assert_one_line_error(run_cli("evaluate", tmp_path / "m.tflite", "--data", bad),
+                          str(bad), "not a readable CSV")
+
+
+def test_csv_splits_never_mix_in_training(tmp_path: Path) -> None:
+    x, y = synthetic_faces(1, seed=4)
+    path = write_csv(tmp_path / "fer.csv", csv_rows(x[:3], y[:3], "Training")
+                     + csv_rows(x[3:5], y[3:5], "PublicTest")
+                     + csv_rows(x[5:], y[5:], "PrivateTest"))
+    assert list(load_faces(path, "test").y) == [3, 4, 5, 6]
+    assert list(load_faces(path, "privatetest").y) == [5, 6]
+    with pytest.raises(DataError, match="unknown split"):
+        load_faces(path, "validation")
+
+
+def test_folder_unknown_label(tmp_path: Path) -> None:
+    x, y = synthetic_faces(1, seed=4)
+    write_folders(tmp_path, "test", "PublicTest", x, y)
+    (tmp_path / "test" / "happy").rename(tmp_path / "test" / "contempt")
+    assert_one_line_error(run_cli("evaluate", tmp_path / "m.tflite", "--data", tmp_path),
+                          "contempt", "unknown label")
+
+
+def test_unreadable_image(tmp_path: Path) -> None:
+    x, y = synthetic_faces(1, seed=4)
+    write_folders(tmp_path, "train", "Training", x, y)
+    broken = tmp_path / "train" / "sad" / "Training_9999.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    assert_one_line_error(run_cli("quantize", tmp_path / "m.keras", "--data", tmp_path, "--out",
+                                  tmp_path / "m.tflite"), str(broken), "unreadable image")
+
+
+def test_empty_class_folder(tmp_path: Path) -> None:
+    x, y = synthetic_faces(1, seed=4)
+    write_folders(tmp_path, "train", "Training", x, y)
+    (tmp_path / "train" / "fear" / "Training_0002.png").unlink()
+    assert_one_line_error(run_cli("quantize", tmp_path / "m.keras", "--data", tmp_path, "--out",
+                                  tmp_path / "m.tflite"), "fear", "empty class folder")
+
+
+def test_missing_keras_model(tmp_path: Path, fake_data: dict[str, Path]) -> None:
+    assert_one_line_error(run_cli("quantize", tmp_path / "nope.keras", "--data",
+                                  fake_data["csv"], "--out", tmp_path / "m.tflite"),
+                          "nope.keras", "no such model")
+
+
+def test_missing_tflite_model(tmp_path: Path, fake_data: dict[str, Path]) -> None:
+    assert_one_line_error(run_cli("evaluate", tmp_path / "nope.tflite", "--data",
+                                  fake_data["csv"]), "nope.tflite", "not found")
+
+
+@slow
+def test_corrupt_tflite(tmp_path: Path, csv_pipeline: Pipeline) -> None:
+    corrupt = tmp_path / "corrupt.tflite"
+    corrupt.write_bytes(csv_pipeline.tflite.read_bytes()[:5000])
+    corrupt.with_suffix(".json").write_bytes(csv_pipeline.tflite.with_suffix(".json").read_bytes())
+    assert_one_line_error(run_cli("evaluate", corrupt, "--data", csv_pipeline.data),
+                          str(corrupt), "not a loadable TFLite model")
+
+
+def test_corrupt_keras_model(tmp_path: Path, fake_data: dict[str, Path]) -> None:
+    not_zip = tmp_path / "junk.keras"
+    not_zip.write_bytes(b"junk")
+    assert_one_line_error(run_cli("quantize", not_zip, "--data", fake_data["csv"], "--out",
+                                  tmp_path / "m.tflite"), "junk.keras", "not a Keras model")
+
+
+@slow
+def test_stale_sidecar_is_not_updated(tmp_path: Path, csv_pipeline: Pipeline) -> None:
+    model = tmp_path / "copy.tflite"
+    model.write_bytes(csv_pipeline.tflite.read_bytes())
+    sidecar = json.loads(csv_pipeline.tflite.with_suffix(".json").read_text())
+    sidecar["tflite_sha256"] = "0" * 64
+    model.with_suffix(".json").write_text(json.dumps(sidecar))
+    assert_one_line_error(run_cli("evaluate", model, "--data", csv_pipeline.data, "--latency-faces",
+                                  1, "--update-sidecar"), "does not match")
+
+
+@slow
+def test_real_process_prints_one_line_without_tensorflow_noise(
+        tmp_path: Path, fake_data: dict[str, Path]) -> None:
+    """A zip that is no Keras model: TensorFlow is imported, yet stderr stays one line."""
+    fake = tmp_path / "fake.keras"
+    with zipfile.ZipFile(fake, "w") as archive:
+        archive.writestr("config.json", "{not json")
+    command = [sys.executable, "-m", "convert.cli", "quantize", str(fake), "--data",
+               str(fake_data["csv"]), "--out", str(tmp_path / "m.tflite")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("edge-convert: error: ") and "fake.keras" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# --- the shipped model --------------------------------------------------------------
+
+
+def test_shipped_model_matches_sidecar_and_accuracy() -> None:
+    model = require_path(MODELS_DIR / "emotion_int8.tflite", "shipped model")
+    publictest = require_shared("data/fer2013/publictest.npz")
+    sidecar = json.loads(require_path(model.with_suffix(".json"), "shipped sidecar").read_text())
+    assert sidecar["labels"] == list(FER2013_LABELS)
+    assert sidecar["input"]["shape"] == [1, 48, 48, 1]
+    assert sidecar["tflite_sha256"] == sha256(model)
+    assert sidecar["size_bytes"] == model.stat().st_size
+    metrics = sidecar.get("metrics", {})
+    assert metrics.get("split") == "publictest", (
+        "the shipped sidecar records no PublicTest metrics: run `edge-convert evaluate "
+        f"{model} --data {publictest} --keras FLOAT_MODEL --update-sidecar`")
+    with np.load(publictest) as arrays:
+        x, y = arrays["x"], arrays["y"]
+    assert metrics["n"] == len(y)
+    accuracy = float((EmotionClassifier(model).predict(x).argmax(axis=1) == y).mean())
+    assert abs(accuracy - metrics["int8_accuracy"]) <= 0.005  # 0.5 percentage points
