@@ -16,6 +16,7 @@ import dlib
 import numpy as np
 
 from edge.errors import ModelError
+from edge.images import to_gray
 from edge.types import Box, Face
 
 LANDMARK_MODEL_NAME = "shape_predictor_68_face_landmarks.dat"
@@ -68,19 +69,6 @@ def find_landmark_model(path: str | Path | None = None) -> Path:
         if candidate.is_file():
             return candidate
     raise ModelError(f"face-recognition-models is installed but has no {LANDMARK_MODEL_NAME}")
-
-
-def to_gray(image: np.ndarray) -> np.ndarray:
-    """8-bit single-channel image (BGR or BGRA colour frames are converted)."""
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
-    elif image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected an 8-bit image, got {image.dtype}")
-    return np.ascontiguousarray(image)
 
 
 class FaceDetector:

@@ -77,6 +77,8 @@ class Pipeline:
                     events.append(Event("blink", frame=blink.start_frame, face=track.track_id,
                                         data={"duration_s": round(blink.duration, 3),
                                               "face_blinks": track.blink.count,
+                                              "face_rate_per_min": round(
+                                                  track.blink.rate_per_minute(frame.timestamp), 1),
                                               "detected_frame": frame.index}))
             stage["landmarks"] += t1 - t0
             stage["crop"] += t2 - t1

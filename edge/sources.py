@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from edge.errors import SourceError
+from edge.images import frame_is_usable, to_gray
 from edge.types import Frame
 
 # OpenCV's own warnings (a missing device, a backend probe) would interleave with
@@ -51,20 +52,6 @@ class Camera(Protocol):
     def open(self) -> None: ...
     def grab(self) -> tuple[np.ndarray, np.ndarray | None] | None: ...
     def close(self) -> None: ...
-
-
-def to_gray(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return image
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-
-
-def frame_is_usable(image: np.ndarray | None) -> bool:
-    """Reject empty, 1-pixel or odd-typed frames some drivers return after a glitch."""
-    return (image is not None and isinstance(image, np.ndarray) and image.dtype == np.uint8
-            and image.ndim in (2, 3) and image.shape[0] >= 16 and image.shape[1] >= 16)
 
 
 class OpenCVCamera:
