@@ -69,7 +69,13 @@ class ModelConfig:
 
 @dataclass
 class BlinkConfig:
+    # See edge/blinks.py for why these defaults; the thresholds are fractions of
+    # each person's own open-eye level, so glasses or narrow eyes need no change.
     enabled: bool = True
+    close_ratio: float = 0.75  # closed below this x open-eye EAR
+    open_ratio: float = 0.85  # open again at this x open-eye EAR
+    min_duration: float = 0.07  # seconds; shorter closures are landmark jitter
+    max_duration: float = 0.5  # seconds; longer closures are not blinks
 
 
 @dataclass
@@ -115,6 +121,8 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("detect", "width"): (80, 4096), ("detect", "upsample"): (0, 3),
     ("detect", "threshold"): (-2.0, 5.0), ("detect", "min_face"): (8, 4096),
     ("detect", "every"): (1, 100), ("detect", "max_faces"): (1, 64),
+    ("blink", "close_ratio"): (0.1, 1.0), ("blink", "open_ratio"): (0.1, 1.4),
+    ("blink", "min_duration"): (0.0, 1.0), ("blink", "max_duration"): (0.05, 5.0),
     ("model", "threads"): (1, 64), ("model", "smoothing"): (0.0, 60.0),
     ("log", "summary_every"): (1.0, 86400.0), ("log", "max_bytes"): (4096, 10**12),
     ("log", "backups"): (0, 1000), ("snapshots", "every"): (0.0, 86400.0),
@@ -176,6 +184,10 @@ def apply(config: Config, values: dict[str, Any], origin: str = "config") -> Con
             setattr(target, key, coerced)
     if config.source.retry_max < config.source.retry_initial:
         raise ConfigError("source.retry_max must be >= source.retry_initial")
+    if config.blink.open_ratio < config.blink.close_ratio:
+        raise ConfigError("blink.open_ratio must be >= blink.close_ratio")
+    if config.blink.max_duration <= config.blink.min_duration:
+        raise ConfigError("blink.max_duration must be > blink.min_duration")
     return config
 
 

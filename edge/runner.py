@@ -7,6 +7,7 @@ summary and the `stop` line are written and synced before the process exits.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import time
@@ -44,7 +45,10 @@ def build_pipeline(config: Config) -> Pipeline:
                             min_face=d.min_face)
     options = PipelineOptions(detect_every=d.every, max_faces=d.max_faces,
                               smoothing=config.model.smoothing, blinks=config.blink.enabled)
-    return Pipeline(detector, landmarks, classifier, options, blink_factory=BlinkDetector)
+    b = config.blink
+    return Pipeline(detector, landmarks, classifier, options, blink_factory=functools.partial(
+        BlinkDetector, close_ratio=b.close_ratio, open_ratio=b.open_ratio,
+        min_duration=b.min_duration, max_duration=b.max_duration))
 
 
 def build_source(config: Config) -> Source:

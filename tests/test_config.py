@@ -20,7 +20,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_round_trip_through_toml(tmp_path: Path) -> None:
     text = config.to_toml(config.Config())
     assert config.load(write(tmp_path, text)) == config.Config()
-    assert tomllib.loads(text)["detect"]["width"] == 320
+    assert tomllib.loads(text)["detect"]["width"] == config.DetectConfig().width
 
 
 def test_file_then_overrides(tmp_path: Path) -> None:
@@ -41,6 +41,7 @@ def test_file_then_overrides(tmp_path: Path) -> None:
     ("[blink]\nenabled = 1\n", "blink.enabled: expected true or false"),
     ("[detect\nwidth = 3\n", "invalid TOML"),
     ("[source]\nretry_initial = 5.0\nretry_max = 1.0\n", "retry_max must be >="),
+    ("[blink]\nclose_ratio = 0.9\nopen_ratio = 0.8\n", "open_ratio must be >="),
 ])
 def test_bad_values_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
