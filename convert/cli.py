@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import NoReturn
 
 import click
+from click.core import ParameterSource
 
 from convert.data import DataError, load_faces
 from convert.model import ModelSpec
@@ -34,6 +36,21 @@ def evaluation_split(data_path: Path, split: str | None) -> str:
     if held and split and split != held:
         fail(f"{data_path}: a .npz holds one split ({held}); --split {split} does not apply")
     return held or split or "publictest"
+
+
+def command_as_typed(ctx: click.Context) -> str:
+    """`edge-convert train ...` with the options the user gave, for the model card."""
+    words = ["edge-convert", ctx.info_name or "train"]  # not argv[0]: it may be python -m
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source is not ParameterSource.COMMANDLINE or not param.opts:
+            continue
+        value = ctx.params[param.name]
+        if isinstance(param, click.Option) and param.is_flag:
+            words.append(param.opts[0])
+        else:
+            words += [param.opts[0], str(value)]
+    return shlex.join(words)
 
 
 @click.group()
@@ -91,6 +108,7 @@ def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, mod
                          label_smoothing=label_smoothing, class_weight=class_weight,
                          seed=seed, threads=threads, spec=spec)
     summary = run_training(train_faces, val_faces, out_dir, config, resume=resume,
+                           command=command_as_typed(click.get_current_context()),
                            verbose=1 if sys.stdout.isatty() else 2)
     click.echo(f"best val accuracy {summary['best_val_accuracy']:.4f} after "
                f"{summary['epochs_run']} epochs, {summary['wall_seconds'] / 60:.1f} min: "
@@ -176,6 +194,35 @@ def evaluate(model_path: Path, data_path: Path, split: str | None, keras_path: P
                         ("metrics", sidecar_path)):
         if path:
             click.echo(f"{label}: {path}")
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path),
+              help="The training run folder (run.json, history.csv).")
+@click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
+              help="The shipped .tflite (its sidecar is read beside it).")
+@click.option("--report", "report_path", required=True, type=click.Path(path_type=Path),
+              help="The JSON report of `edge-convert evaluate` on PublicTest.")
+@click.option("--confusion", default="confusion_publictest.png", show_default=True,
+              help="Confusion-matrix image, relative to the card.")
+@click.option("--quantize-command", required=True, help="The quantize command as run.")
+@click.option("--evaluate-command", required=True, help="The evaluate command as run.")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
+def card(run_dir: Path, model_path: Path, report_path: Path, confusion: str,
+         quantize_command: str, evaluate_command: str, out_path: Path) -> None:
+    """Write the model card (MODEL.md) from the run, the sidecar and the evaluation."""
+    import json
+
+    from convert.card import render
+
+    try:
+        report = json.loads(report_path.read_text())
+        text = render(run_dir, model_path.with_suffix(".json"), report, confusion,
+                      quantize_command, evaluate_command)
+    except (OSError, ValueError, KeyError) as exc:
+        fail(f"cannot write the card: {exc!r}")
+    out_path.write_text(text)
+    click.echo(f"wrote {out_path}")
 
 
 if __name__ == "__main__":

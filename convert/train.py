@@ -96,7 +96,7 @@ def _with_input_scaling(tf: Any, core: Any, spec: ModelSpec) -> Any:
 
 
 def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: TrainConfig,
-          resume: bool = False, verbose: int = 1) -> dict[str, Any]:
+          resume: bool = False, verbose: int = 1, command: str | None = None) -> dict[str, Any]:
     tf = import_tensorflow(config.threads or None)
     keras = tf.keras
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -127,7 +127,7 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
     print(f"model: {params:,} parameters ({json.dumps(config.spec.to_dict())})")
 
     run_info = {
-        "command": " ".join(shlex.quote(a) for a in sys.argv),
+        "command": command or shlex.join(sys.argv),
         "train": {"source": train_faces.source, "n": len(train_faces)},
         "val": {"source": val_faces.source, "n": len(val_faces)},
         "config": asdict(config),

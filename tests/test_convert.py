@@ -243,6 +243,22 @@ def test_report_and_confusion_png(pipeline: Pipeline) -> None:
 
 
 @slow
+def test_model_card_carries_the_recorded_figures(csv_pipeline: Pipeline, tmp_path: Path
+                                                 ) -> None:
+    card = tmp_path / "MODEL.md"
+    assert_ok(run_cli("card", "--run", csv_pipeline.keras.parent, "--model", csv_pipeline.tflite,
+                      "--report", csv_pipeline.report, "--quantize-command", "edge-convert q",
+                      "--evaluate-command", "edge-convert e", "--out", card))
+    text = card.read_text()
+    report = json.loads(csv_pipeline.report.read_text())
+    run = json.loads((csv_pipeline.keras.parent / "run.json").read_text())
+    assert f"**{report['int8']['accuracy'] * 100:.2f}%**" in text
+    assert f"{run['parameters']:,} parameters" in text
+    assert "edge-convert train --data" in text  # the command as run, minus this machine's path
+    assert "## Limits and biases" in text and "| Disgust |" in text
+
+
+@slow
 def test_update_sidecar_changes_only_metrics(pipeline: Pipeline) -> None:
     after = json.loads(pipeline.tflite.with_suffix(".json").read_text())
     metrics = after.pop("metrics")

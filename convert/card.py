@@ -1,0 +1,145 @@
+"""Write models/MODEL.md from what the run and the evaluation recorded.
+
+Every figure in the card comes from a file a command wrote (run.json and
+history.csv from `train`, the JSON report from `evaluate`, the sidecar from
+`quantize`), so the card cannot drift from the model it describes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+LIMITS = """\
+## Limits and biases
+
+- **FER2013 is posed and web-scraped.** Faces were found by Google image search for
+  emotion keywords, so expressions are often exaggerated; spontaneous, subtle
+  expressions in a classroom or at a kiosk are recognised less well than the
+  PublicTest figure suggests. Human agreement with FER2013 labels is about 65%
+  (Goodfellow et al., 2013); FER+ re-annotation agrees with ~63% of its labels.
+- **Classes are unbalanced.** Disgust is 1.5% of the training data (436 images) and
+  is the weakest class; Fear is confused with Sad and Surprise. Training weights
+  classes by the square root of inverse frequency, a compromise between the
+  original project's full balancing and none (not ablated here).
+- **Demographics are not documented** for FER2013 and were not audited here: expect
+  accuracy to differ across age, skin tone, gender presentation and culture
+  (expression display rules differ). Do not use the output to make decisions about
+  individuals. It estimates the expression shown, not the feeling behind it.
+- **48x48 grayscale, frontal.** Profile faces, strong occlusion (masks, hands) and
+  very low light degrade results; the device aligns faces on the eyes and frames
+  them like FER2013 (see `framing` in the sidecar) to match the training data.
+- **Label noise and leakage in the benchmark:** FER2013 has ~1,850 duplicate images,
+  57 duplicate groups with conflicting labels, and 280 PublicTest images with exact
+  copies in Training; PublicTest accuracy is slightly optimistic for that reason.
+  The model was selected on PublicTest (best epoch); PrivateTest was never used.
+"""
+
+
+def _history(run_dir: Path) -> list[dict[str, str]]:
+    path = run_dir / "history.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _command(run: dict[str, Any]) -> str:
+    words = shlex.split(run["command"])
+    words[0] = Path(words[0]).name  # the console script, not this machine's path to it
+    return shlex.join(words)
+
+
+def _per_class_table(report: dict[str, Any]) -> list[str]:
+    rows = ["| class | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- |"]
+    for label, m in report["int8"]["per_class"].items():
+        rows.append(f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
+                    f"{m['support']} |")
+    return rows
+
+
+def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_png: str,
+           quantize_command: str, evaluate_command: str) -> str:
+    run = json.loads((run_dir / "run.json").read_text())
+    sidecar = json.loads(sidecar_path.read_text())
+    history = _history(run_dir)
+    spec = run["config"]["spec"]
+    best_epoch = max(history, key=lambda r: float(r["val_accuracy"]))["epoch"] if history else "?"
+    int8, floats, agree = report["int8"], report["float"], report["agreement"]
+    cfg = run["config"]
+    widths = ", ".join(str(spec["width"] * 2**i) for i in range(spec["modules"]))
+    best = int(best_epoch) + 1 if best_epoch != "?" else "?"  # Keras counts epochs from 0
+    lines = [
+        f"# Model card: {sidecar_path.stem}",
+        "",
+        f"`{sidecar_path.with_suffix('.tflite').name}`: full-integer int8 TFLite, "
+        f"{report['model']['size_bytes']:,} bytes, SHA-256 `{sidecar['tflite_sha256']}`.",
+        "",
+        "## Architecture",
+        "",
+        f"Xception-family CNN (`convert/model.py`): 48x48x1 raw pixels, rescaled inside "
+        f"the graph to [-1, 1]; a two-conv stem ({spec['stem'] // 2}, {spec['stem']} filters), "
+        f"{spec['modules']} downsampling modules of two depthwise-separable convolutions with "
+        f"a residual shortcut (widths {widths}), "
+        f"{spec['middle']} middle-flow residual blocks at the lowest resolution, global "
+        f"average pooling, dropout {spec['dropout']}, a 7-way softmax. "
+        f"**{run['parameters']:,} parameters** (the original project's Xception: 17.6M). "
+        f"L2 {spec['l2']}.",
+        "",
+        "## Training",
+        "",
+        "Trained on this machine, on the CPU, by this repository's own command:",
+        "",
+        "```sh",
+        _command(run),
+        quantize_command,
+        evaluate_command,
+        "```",
+        "",
+        f"- Data: FER2013 Training split ({run['train']['n']:,} images) for training; "
+        f"PublicTest ({run['val']['n']:,}) for checkpoint selection and the figures below. "
+        f"PrivateTest was not used.",
+        f"- Epochs run: {run.get('epochs_run', '?')} of {run['config']['epochs']} "
+        f"(best epoch by PublicTest accuracy: {best}); "
+        f"wall time {run.get('wall_seconds', 0) / 3600:.2f} h on 2 cores "
+        f"(TensorFlow {run['tensorflow']}).",
+        f"- Regimen: Adam lr {cfg['learning_rate']}, batch {cfg['batch_size']}, "
+        f"learning rate halved on a {run['config']['plateau_patience']}-epoch plateau of "
+        f"validation loss, early stopping after {run['config']['early_stop_patience']} epochs "
+        f"without a better validation accuracy, best checkpoint kept; augmentation: "
+        f"horizontal flip, rotation ±{run['config']['rotation_degrees']:g}°, shift "
+        f"±{run['config']['shift'] * 100:g}%, zoom ±{run['config']['zoom'] * 100:g}%; class "
+        f"weights `{run['config']['class_weight']}`; seed {run['config']['seed']}.",
+        f"- Quantization: {sidecar['calibration']['total']} calibration faces drawn "
+        f"class-balanced from the training split (seed {sidecar['calibration']['seed']}); "
+        "int8 input (raw pixel - 128, exact), int8 output, int8 builtin ops only.",
+        "",
+        "## Results on PublicTest",
+        "",
+        f"Measured by `edge-convert evaluate` through the device's own classifier "
+        f"(`edge/classify.py`), {report['data']['n']:,} faces:",
+        "",
+        "| | accuracy |",
+        "| --- | --- |",
+        f"| int8 TFLite (shipped) | **{int8['accuracy'] * 100:.2f}%** |",
+    ]
+    if floats:
+        lines += [f"| float Keras | {floats['accuracy'] * 100:.2f}% |",
+                  f"| int8 vs float argmax agreement | {agree['argmax'] * 100:.2f}% |"]
+    latency = report["latency_ms"]
+    lines += [
+        f"| latency per face, 1 thread ({latency['runtime']}, {latency['machine']}) | "
+        f"{latency['median']:.3f} ms median |",
+        "",
+        "Per class (int8):",
+        "",
+        *_per_class_table(report),
+        "",
+        f"![confusion matrix]({confusion_png})",
+        "",
+        LIMITS,
+    ]
+    return "\n".join(lines)
