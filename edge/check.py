@@ -21,6 +21,10 @@ def run_checks(config: Config, open_camera: bool = True) -> Iterator[str]:
     landmark_path = find_landmark_model(config.model.landmarks or None)
     LandmarkPredictor(landmark_path)
     yield f"ok: landmarks {landmark_path}"
+    if config.mqtt.enabled:
+        from edge.mqtt import check_broker
+
+        yield check_broker(config.mqtt)
     if not open_camera:
         return
     source = build_source(config)

@@ -8,6 +8,7 @@ ConfigError whose one-line message names the key (`detect.width`), so
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,28 @@ class SnapshotConfig:
 
 
 @dataclass
+class MqttConfig:
+    # Off by default: the service then has no network at all (docs/MQTT.md).
+    enabled: bool = False
+    host: str = ""  # broker name or IP address; required when enabled
+    port: int = 1883  # usually 8883 with tls
+    device_id: str = ""  # "" = this machine's hostname; topics <topic_prefix>/<device_id>/...
+    topic_prefix: str = "edge-emotion"
+    discovery_prefix: str = "homeassistant"  # "" = no Home Assistant discovery
+    tls: bool = False
+    ca_file: str = ""  # "" = the system's CA certificates
+    cert_file: str = ""  # client certificate (with key_file)
+    key_file: str = ""  # must be readable by the service user only
+    username: str = ""
+    # The password, in a file readable by the service user only (never on the command
+    # line). A relative name is read from $CREDENTIALS_DIRECTORY (systemd LoadCredential=).
+    password_file: str = ""
+    queue_dir: str = "mqtt-queue"  # unsent messages survive restarts here; "" = memory only
+    queue_max_messages: int = 10_000  # past this the oldest are dropped (and counted)
+    keepalive: int = 60  # seconds
+
+
+@dataclass
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
@@ -108,6 +131,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     snapshots: SnapshotConfig = field(default_factory=SnapshotConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
 
     def model_path(self) -> Path:
         return Path(self.model.path) if self.model.path else default_model_path()
@@ -126,6 +150,8 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("model", "threads"): (1, 64), ("model", "smoothing"): (0.0, 60.0),
     ("log", "summary_every"): (1.0, 86400.0), ("log", "max_bytes"): (4096, 10**12),
     ("log", "backups"): (0, 1000), ("snapshots", "every"): (0.0, 86400.0),
+    ("mqtt", "port"): (1, 65535), ("mqtt", "queue_max_messages"): (1, 10_000_000),
+    ("mqtt", "keepalive"): (5, 3600),
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("display", "mode"): ("none", "window", "fullscreen", "framebuffer"),
@@ -184,11 +210,34 @@ def apply(config: Config, values: dict[str, Any], origin: str = "config") -> Con
             setattr(target, key, coerced)
     if config.source.retry_max < config.source.retry_initial:
         raise ConfigError("source.retry_max must be >= source.retry_initial")
+    _check_mqtt(config.mqtt)
     if config.blink.open_ratio < config.blink.close_ratio:
         raise ConfigError("blink.open_ratio must be >= blink.close_ratio")
     if config.blink.max_duration <= config.blink.min_duration:
         raise ConfigError("blink.max_duration must be > blink.min_duration")
     return config
+
+
+# A topic level: no MQTT wildcards (+ #), and safe in Home Assistant ids.
+TOPIC_LEVEL = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _check_mqtt(mqtt: MqttConfig) -> None:
+    if not mqtt.enabled:
+        return
+    if not mqtt.host:
+        raise ConfigError("mqtt.host: required when mqtt.enabled = true")
+    if mqtt.device_id and not TOPIC_LEVEL.fullmatch(mqtt.device_id):
+        raise ConfigError(f"mqtt.device_id: {mqtt.device_id!r} may hold only letters, "
+                          "digits, _ and -")
+    for key in ("topic_prefix", "discovery_prefix"):
+        value = getattr(mqtt, key)
+        if (value or key == "topic_prefix") and not all(
+                TOPIC_LEVEL.fullmatch(level) for level in value.split("/")):
+            raise ConfigError(f"mqtt.{key}: {value!r} must be /-separated levels of "
+                              "letters, digits, _ and -")
+    if bool(mqtt.cert_file) != bool(mqtt.key_file):
+        raise ConfigError("mqtt.cert_file and mqtt.key_file go together")
 
 
 def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

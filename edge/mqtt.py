@@ -99,6 +99,17 @@ def read_password(config: MqttConfig) -> str | None:
     return lines[0]
 
 
+def _warn_if_no_network() -> None:
+    # The hardened unit allows AF_UNIX only; MQTT needs the drop-in that `service install`
+    # writes. Not fatal: the camera and the local log go on, messages wait in the queue.
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
+    except OSError as exc:
+        log.error("mqtt: this process may not open network sockets (%s); under systemd, "
+                  "run `edge-run service install` again to add the MQTT drop-in",
+                  exc.strerror or exc)
+
+
 def _import_paho() -> Any:
     try:
         import paho.mqtt.client as paho
@@ -135,7 +146,7 @@ class DiskQueue:
         self._items: OrderedDict[int, Message] = OrderedDict()
         self._lock = threading.Lock()
         self._next_seq = 1
-        self._unsynced: list[Path] = []
+        self._unsynced: set[Path] = set()  # written since the last sync, still queued
         self._disk_failing = False
         self._dropping = False
 
@@ -206,7 +217,7 @@ class DiskQueue:
         if self._disk_failing:
             log.warning("mqtt queue %s: writable again", self.directory)
             self._disk_failing = False
-        self._unsynced.append(path)
+        self._unsynced.add(path)
         return path
 
     def _trim(self) -> None:
@@ -221,6 +232,7 @@ class DiskQueue:
 
     def _unlink(self, message: Message) -> None:
         if message.path is not None:
+            self._unsynced.discard(message.path)
             try:
                 message.path.unlink(missing_ok=True)
             except OSError as exc:  # a read-only disk: the message comes back once, no harm
@@ -252,9 +264,9 @@ class DiskQueue:
     def sync(self) -> None:
         """fsync the messages written since the last sync, and the folder (summary, stop)."""
         with self._lock:
-            paths, self._unsynced = self._unsynced, []
+            paths, self._unsynced = sorted(self._unsynced), set()
         if self.directory is None or not paths:
-            return
+            return  # the usual case while connected: everything was acknowledged already
         for path in paths:
             _fsync(path)
         _fsync(self.directory)
@@ -371,10 +383,17 @@ class MqttSink:
     def open(self) -> MqttSink:
         paho = _import_paho()
         password = read_password(self.config)
+        _warn_if_no_network()
         waiting = self.queue.open()
         if waiting:
             log.info("mqtt: %d messages from an earlier run are waiting to be sent", waiting)
-        self._client = self._make_client(paho, password)
+        self._client = self._make_client(paho, password, f"edge-emotion-{self.device}")
+        self._client.will_set(self.availability, "offline", qos=1, retain=True)
+        self._client.reconnect_delay_set(*self.reconnect)
+        self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
         self._kept = (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN)
         self._flusher = threading.Thread(target=self._flush_loop, name="mqtt-flush",
                                          daemon=True)
@@ -384,21 +403,15 @@ class MqttSink:
         self._client.loop_start()
         return self
 
-    def _make_client(self, paho: Any, password: str | None) -> Any:
+    def _make_client(self, paho: Any, password: str | None, client_id: str) -> Any:
         config = self.config
-        client = paho.Client(paho.CallbackAPIVersion.VERSION2,
-                             client_id=f"edge-emotion-{self.device}", clean_session=True)
-        client.will_set(self.availability, "offline", qos=1, retain=True)
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
+                             clean_session=True)
         if config.username:
             client.username_pw_set(config.username, password)
         if config.tls:
             self._set_tls(client)
         client.max_inflight_messages_set(WINDOW)
-        client.reconnect_delay_set(*self.reconnect)
-        client.on_connect = self._on_connect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
         return client
 
     def _set_tls(self, client: Any) -> None:
@@ -437,7 +450,11 @@ class MqttSink:
             with contextlib.suppress(RuntimeError, ValueError):  # the connection went
                 info.wait_for_publish(timeout=max(0.2, deadline - time.monotonic()))
         self._client.disconnect()
-        self._client.loop_stop()
+        # loop_stop() joins paho's thread, which may sit in a slow DNS lookup or TCP
+        # connect: give it 3 s, then leave it (a daemon thread) so SIGTERM stays prompt.
+        stopper = threading.Thread(target=self._client.loop_stop, daemon=True)
+        stopper.start()
+        stopper.join(timeout=3.0)
         self.queue.sync()
         if len(self.queue):
             log.info("mqtt: %d messages kept in %s for the next run", len(self.queue),
@@ -578,20 +595,30 @@ class MqttSink:
 # ---------------------------------------------------------------------------- check & unit
 
 
-def check_broker(config: MqttConfig, timeout: float = 3.0) -> str:
-    """`edge-run check`: settings, credentials and a TCP connection; MqttError if not."""
-    _import_paho()
-    read_password(config)
-    if config.key_file:
-        check_private(config.key_file, "key_file")
+def check_broker(config: MqttConfig, timeout: float = 5.0) -> str:
+    """`edge-run check`: credentials, TLS and an MQTT handshake; MqttError if any fails."""
+    paho = _import_paho()
+    where = f"{config.host}:{config.port}"
+    # Its own client id: the running service's connection must not be taken over.
+    client = MqttSink(config)._make_client(paho, read_password(config),
+                                           f"edge-emotion-{device_id(config)}-check")
+    answers: list[Any] = []
+    client.on_connect = lambda _c, _u, _f, reason, _p: answers.append(reason)
+    client.connect_timeout = timeout
     try:
-        with socket.create_connection((config.host, config.port), timeout=timeout):
-            pass
-    except OSError as exc:
-        raise MqttError(f"mqtt: cannot reach {config.host}:{config.port} "
-                        f"({exc.strerror or exc})") from None
-    return (f"ok: mqtt broker {config.host}:{config.port} reachable, topics "
-            f"{config.topic_prefix}/{device_id(config)}/...")
+        client.connect(config.host, config.port, config.keepalive)
+        deadline = time.monotonic() + timeout
+        while not answers and time.monotonic() < deadline:
+            client.loop(timeout=0.1)
+    except OSError as exc:  # refused, unreachable, unknown name, TLS failure
+        raise MqttError(f"mqtt: cannot reach {where} ({exc.strerror or exc})") from None
+    finally:
+        client.disconnect()
+    if not answers:
+        raise MqttError(f"mqtt: {where} did not answer the MQTT handshake in {timeout:g} s")
+    if answers[0].is_failure:
+        raise MqttError(f"mqtt: {where} refused the connection: {answers[0]}")
+    return f"ok: mqtt broker {where}, topics {config.topic_prefix}/{device_id(config)}/..."
 
 
 def systemd_dropin(config: MqttConfig, config_dir: str | Path) -> str:

@@ -24,6 +24,7 @@ from edge.displays import open_display
 from edge.draw import annotate
 from edge.eventlog import JsonlLog
 from edge.faces import FaceDetector, LandmarkPredictor, find_landmark_model
+from edge.mqtt import MqttSink
 from edge.notify import SystemdNotifier
 from edge.pipeline import Pipeline, PipelineOptions
 from edge.snapshots import SnapshotWriter
@@ -70,6 +71,8 @@ class Runner:
         self.stop_reason: str | None = None
         self.notifier = SystemdNotifier()
         self._last_error_event: dict[str, float] = {}
+        self.log: JsonlLog | None = None
+        self.mqtt: MqttSink | None = None
 
     # -- signals -----------------------------------------------------------
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
@@ -84,6 +87,8 @@ class Runner:
     def _emit(self, event: Event) -> None:
         if self.log is not None:
             self.log.write(event)
+        if self.mqtt is not None:
+            self.mqtt.write(event)  # queues only: never waits for the network
         if self.verbose:
             self.echo(f"{event.kind} frame={event.frame} face={event.face} {event.data}")
 
@@ -100,6 +105,8 @@ class Runner:
         self._emit(Event("summary", data=data))
         if self.log is not None:
             self.log.sync()
+        if self.mqtt is not None:
+            self.mqtt.sync()
         if not self.quiet:
             self.echo(format_summary(data))
 
@@ -114,6 +121,8 @@ class Runner:
                             ).open() if config.log.path else None
         display = snapshots = None
         try:
+            if config.mqtt.enabled:  # paho is imported (and needed) only then
+                self.mqtt = MqttSink(config.mqtt).open()
             display = open_display(config.display.mode, config.display.framebuffer)
             snapshots = SnapshotWriter(config.snapshots.dir, config.snapshots.every
                                        ) if config.snapshots.dir else None
@@ -129,6 +138,8 @@ class Runner:
             source.close()
             if display is not None:
                 display.close()
+            if self.mqtt is not None:
+                self.mqtt.close()  # at most ~2 s draining; the rest stays queued on disk
             if self.log is not None:
                 self.log.close()
         return 0

@@ -34,6 +34,8 @@ STATE_DIR = "/var/lib/edge-emotion"
 LOG_DIR = "/var/log/edge-emotion"
 # ProtectHome= hides these; code installed under them must be bound back in read-only.
 HOME_ROOTS = (Path("/home"), Path("/root"), Path("/run/user"))
+# Network for the MQTT sink, only while the config enables it (edge/mqtt.py renders it).
+MQTT_DROPIN = "50-mqtt.conf"
 SAFE_PATH = re.compile(r"[A-Za-z0-9/._+@,=~-]+")
 
 
@@ -66,9 +68,9 @@ _HEADER = """\
 # {title}
 # Rendered by edge/service.py for `edge-run service install{flags}`; a reinstall
 # replaces this file, so do not edit it.
-# Override with a drop-in instead: `systemctl edit {unit}`, e.g. to let a
-# future MQTT sink reach the network: PrivateNetwork=no, IPAddressDeny=,
-# RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 (and IPAddressAllow= the broker).
+# Override with a drop-in instead: `systemctl edit {unit}`. No network: with
+# mqtt.enabled in the config, `service install` adds {unit}.d/50-mqtt.conf,
+# which opens it for the broker only (docs/MQTT.md).
 """
 
 _KIOSK_NOTE = """\
@@ -307,6 +309,9 @@ _CONFIG_HEADER = f"""\
 # put snapshots.dir there, e.g. "{STATE_DIR}/snapshots".
 # Pi camera: source.input = "picamera". The kiosk unit overrides display.mode on its
 # command line (--display framebuffer).
+# MQTT (docs/MQTT.md): after setting [mqtt], run `edge-run service install` again so
+# the unit gets network access; keep the password in /etc/edge-emotion/mqtt-password
+# (mode 0600) with password_file = "mqtt-password".
 """
 
 
@@ -381,10 +386,13 @@ def plan_install(opts: UnitOptions, unit_dir: Path, systemctl: str) -> Plan:
     plan.writes.append((unit_path, render_unit(opts)))
     config = Path(opts.config_path)
     if config.exists():
-        _check_config(config)
+        settings = _check_config(config)
         plan.notes.append(f"kept the existing {config}")
     else:
+        settings = service_config()
         plan.writes.append((config, render_config()))
+    _plan_mqtt_dropin(plan, unit_dir / f"{opts.unit_name}.d" / MQTT_DROPIN, settings,
+                      config.parent)
     other = HEADLESS_UNIT if opts.kiosk else KIOSK_UNIT
     if (unit_dir / other).exists():
         # Both enabled would fight over the camera at boot (they conflict).
@@ -399,6 +407,16 @@ def plan_install(opts: UnitOptions, unit_dir: Path, systemctl: str) -> Plan:
     return plan
 
 
+def _plan_mqtt_dropin(plan: Plan, path: Path, settings: Config, config_dir: Path) -> None:
+    """The unit has no network; MQTT gets it through a drop-in, removed when MQTT is off."""
+    if settings.mqtt.enabled:
+        from edge.mqtt import systemd_dropin
+
+        plan.writes.append((path, systemd_dropin(settings.mqtt, config_dir)))
+    elif path.exists():
+        plan.removes.append(path)
+
+
 def plan_uninstall(unit: str, unit_dir: Path, config: Path, systemctl: str) -> Plan:
     plan = Plan()
     path = unit_dir / unit
@@ -407,16 +425,19 @@ def plan_uninstall(unit: str, unit_dir: Path, config: Path, systemctl: str) -> P
         return plan
     plan.stops.append([systemctl, "disable", "--now", unit])
     plan.removes.append(path)
+    dropin = unit_dir / f"{unit}.d" / MQTT_DROPIN
+    if dropin.exists():
+        plan.removes.append(dropin)
     plan.commands.append([systemctl, "daemon-reload"])
     plan.notes.append(f"kept {config}, {LOG_DIR}/ and {STATE_DIR}/: "
                       "remove them by hand if no longer needed")
     return plan
 
 
-def _check_config(path: Path) -> None:
+def _check_config(path: Path) -> Config:
     # An enabled unit with a broken config would only crash-loop into the start limit.
     try:
-        load(path)
+        return load(path)
     except EdgeError as exc:
         raise ServiceError(f"existing config is invalid, fix or remove it: {exc}") from None
 

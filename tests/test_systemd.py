@@ -254,6 +254,25 @@ def test_install_as_user(host: Host) -> None:
     assert "DynamicUser" not in text
 
 
+def test_mqtt_gets_network_through_a_dropin_only_while_enabled(host: Host) -> None:
+    host.config_dir.mkdir()
+    config = host.config_dir / "config.toml"
+    config.write_text('[mqtt]\nenabled = true\nhost = "192.0.2.7"\n'
+                      'username = "edge"\npassword_file = "mqtt-password"\n')
+    dropin = host.unit_dir / f"{svc.HEADLESS_UNIT}.d" / svc.MQTT_DROPIN
+    assert host.run("install")[0] == 0
+    text = dropin.read_text()
+    assert "PrivateNetwork=no" in text and "IPAddressAllow=192.0.2.7" in text
+    assert f"LoadCredential=mqtt-password:{host.config_dir}/mqtt-password" in text
+    assert "PrivateNetwork=yes" in (host.unit_dir / svc.HEADLESS_UNIT).read_text()
+    config.write_text("[mqtt]\nenabled = false\n")
+    assert host.run("install")[0] == 0
+    assert not dropin.exists()
+    config.write_text('[mqtt]\nenabled = true\nhost = "broker.lan"\n')
+    assert host.run("install")[0] == 0 and dropin.exists()
+    assert host.run("uninstall")[0] == 0 and not dropin.exists()
+
+
 def test_uninstall_keeps_config_and_logs(host: Host) -> None:
     assert host.run("install")[0] == 0
     host.calls.unlink()
