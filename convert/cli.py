@@ -126,9 +126,11 @@ def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, mod
 @click.option("--seed", default=1234, show_default=True, help="Seed of the calibration draw.")
 @click.option("--framing-json", default=None,
               help="Face framing for the sidecar: a JSON file or inline JSON object "
-                   "(replaces the placeholder default).")
+                   "(replaces the FER2013 framing measured by bench/fer_framing.py).")
+@click.option("--mirror-average", is_flag=True,
+              help="Tell the device to average each face with its mirror image (2 invokes).")
 def quantize(model_path: Path, data_path: Path, out_path: Path, calibration_size: int, seed: int,
-             framing_json: str | None) -> None:
+             framing_json: str | None, mirror_average: bool) -> None:
     """Convert a Keras MODEL (.keras, .h5, SavedModel folder) to a full-int8 TFLite model."""
     from convert.quantize import ConversionError, load_framing
     from convert.quantize import quantize as run_quantize
@@ -138,7 +140,8 @@ def quantize(model_path: Path, data_path: Path, out_path: Path, calibration_size
     try:
         framing = load_framing(framing_json)
         train_faces = load_faces(data_path, "train")
-        sidecar = run_quantize(model_path, train_faces, out_path, calibration_size, seed, framing)
+        sidecar = run_quantize(model_path, train_faces, out_path, calibration_size, seed, framing,
+                               mirror_average)
     except (DataError, ModelError, ConversionError) as exc:
         fail(str(exc))
     except OSError as exc:  # e.g. --out in a read-only folder

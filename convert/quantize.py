@@ -343,7 +343,7 @@ def load_framing(value: str | None) -> dict[str, float]:
 
 def build_sidecar(inspection: Inspection, content: bytes, model_path: Path,
                   calibration: Calibration, framing: dict[str, float],
-                  tf_version: str) -> dict[str, Any]:
+                  tf_version: str, mirror_average: bool = False) -> dict[str, Any]:
     """The device's contract for this model (edge.classify.Sidecar reads it)."""
     return {
         "format": SIDECAR_FORMAT,
@@ -361,6 +361,8 @@ def build_sidecar(inspection: Inspection, content: bytes, model_path: Path,
             "quantization": inspection.output.to_dict()["quantization"],
         },
         "framing": framing,
+        # Average each face with its mirror image (the network was trained on both).
+        "inference": {"mirror_average": mirror_average},
         "source_model": {"path": str(model_path), "sha256": source_sha256(model_path)},
         "tflite_sha256": hashlib.sha256(content).hexdigest(),
         "size_bytes": len(content),
@@ -371,7 +373,8 @@ def build_sidecar(inspection: Inspection, content: bytes, model_path: Path,
 
 
 def quantize(model_path: Path, train_faces: FaceSet, out_path: Path, calibration_size: int = 1000,
-             seed: int = 1234, framing: dict[str, float] | None = None) -> dict[str, Any]:
+             seed: int = 1234, framing: dict[str, float] | None = None,
+             mirror_average: bool = False) -> dict[str, Any]:
     """Convert, check, then write OUT.tflite and OUT.json; returns the sidecar."""
     model_kind(model_path)  # fail on a missing or foreign file before importing TensorFlow
     if out_path.suffix != ".tflite":
@@ -382,7 +385,8 @@ def quantize(model_path: Path, train_faces: FaceSet, out_path: Path, calibration
     inspection = inspect_tflite(content)
     check_full_int8(inspection)
     sidecar = build_sidecar(inspection, content, model_path, calibration,
-                            dict(DEFAULT_FRAMING) if framing is None else framing, tf.__version__)
+                            dict(DEFAULT_FRAMING) if framing is None else framing, tf.__version__,
+                            mirror_average)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
     tmp.write_bytes(content)

@@ -86,6 +86,7 @@ class Sidecar:
     mean: float
     std: float
     framing: dict[str, float]
+    mirror_average: bool
     raw: dict[str, Any]
 
     @classmethod
@@ -101,6 +102,7 @@ class Sidecar:
                 mean=float(norm["mean"]),
                 std=float(norm["std"]),
                 framing={k: float(v) for k, v in raw.get("framing", {}).items()},
+                mirror_average=bool(raw.get("inference", {}).get("mirror_average", False)),
                 raw=raw,
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -175,9 +177,14 @@ class EmotionClassifier:
         if faces.shape[1:] != (self.input_size, self.input_size):
             raise ValueError(f"faces must be (N, {self.input_size}, {self.input_size}), "
                              f"got {faces.shape}")
-        tensor = self.preprocess(faces)
-        out = np.empty((len(faces), len(self.labels)), dtype=np.float32)
-        for i in range(len(faces)):  # the model has batch 1: resizing would re-plan XNNPACK
+        out = self._invoke_each(self.preprocess(faces))
+        if self.sidecar.mirror_average:  # the sidecar asks for test-time mirroring
+            out = 0.5 * (out + self._invoke_each(self.preprocess(faces[:, :, ::-1])))
+        return out
+
+    def _invoke_each(self, tensor: np.ndarray) -> np.ndarray:
+        out = np.empty((len(tensor), len(self.labels)), dtype=np.float32)
+        for i in range(len(tensor)):  # the model has batch 1: resizing would re-plan XNNPACK
             self._interpreter.set_tensor(self._input["index"], tensor[i : i + 1])
             self._interpreter.invoke()
             raw = self._interpreter.get_tensor(self._output["index"])[0]

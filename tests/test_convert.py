@@ -44,7 +44,7 @@ slow = pytest.mark.slow  # needs TensorFlow: trains, converts or starts a proces
 TINY = ["--width", "8", "--modules", "2", "--middle", "0", "--stem", "8", "--epochs", "12",
         "--batch-size", "4", "--lr", "0.01", "--l2", "0", "--dropout", "0", "--threads", "1"]
 TRAIN_PER_CLASS, TEST_PER_CLASS = 12, 4
-SIDECAR_KEYS = {"format", "labels", "input", "output", "framing", "source_model",
+SIDECAR_KEYS = {"format", "labels", "input", "output", "framing", "inference", "source_model",
                 "tflite_sha256", "size_bytes", "calibration", "converter", "metrics"}
 
 

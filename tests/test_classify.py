@@ -1,0 +1,61 @@
+"""The device classifier on the shipped model: exact input quantization, contract checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.classify import EmotionClassifier
+from edge.errors import ModelError
+
+MODEL = Path(__file__).resolve().parents[1] / "models" / "emotion_int8.tflite"
+
+
+@pytest.fixture(scope="module")
+def classifier() -> EmotionClassifier:
+    return EmotionClassifier(MODEL, threads=1)
+
+
+def test_int8_input_is_pixel_minus_128(classifier: EmotionClassifier) -> None:
+    faces = np.arange(48 * 48 * 2, dtype=np.int64).reshape(2, 48, 48) % 256
+    tensor = classifier.preprocess(faces.astype(np.uint8))
+    assert tensor.dtype == np.int8 and tensor.shape == (2, 48, 48, 1)
+    assert np.array_equal(tensor[..., 0].astype(np.int64), faces - 128)  # exact, no rounding
+
+
+def test_probabilities_are_a_distribution(classifier: EmotionClassifier) -> None:
+    faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    probs = classifier.predict(faces)
+    assert probs.shape == (3, 7)
+    assert np.all(probs >= 0) and np.allclose(probs.sum(axis=1), 1.0, atol=0.03)
+    with pytest.raises(ValueError, match="faces must be"):
+        classifier.predict(np.zeros((1, 32, 32), np.uint8))
+
+
+def test_mirror_average_from_the_sidecar(classifier: EmotionClassifier, tmp_path: Path) -> None:
+    model = tmp_path / "m.tflite"
+    shutil.copy(MODEL, model)
+    sidecar = json.loads(MODEL.with_suffix(".json").read_text())
+    sidecar["inference"] = {"mirror_average": True}
+    model.with_suffix(".json").write_text(json.dumps(sidecar))
+    mirrored = EmotionClassifier(model, threads=1)
+    faces = np.random.default_rng(1).integers(0, 256, (2, 48, 48), dtype=np.uint8)
+    expected = 0.5 * (classifier.predict(faces) + classifier.predict(faces[:, :, ::-1]))
+    assert np.allclose(mirrored.predict(faces), expected)
+
+
+def test_wrong_input_shape_is_refused(tmp_path: Path) -> None:
+    """A model whose input is not 48x48x1: the sidecar may not paper over it."""
+    tf = pytest.importorskip("tensorflow", reason="building a foreign model needs TensorFlow")
+    inputs = tf.keras.Input((64, 64, 3))
+    outputs = tf.keras.layers.Dense(7)(tf.keras.layers.GlobalAveragePooling2D()(inputs))
+    content = tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inputs, outputs)).convert()
+    model = tmp_path / "rgb.tflite"
+    model.write_bytes(content)
+    shutil.copy(MODEL.with_suffix(".json"), model.with_suffix(".json"))
+    with pytest.raises(ModelError, match=r"input shape \[1, 64, 64, 3\] is not"):
+        EmotionClassifier(model)
