@@ -60,6 +60,7 @@ class RunSpec:
     detect_every: int | None = None  # None: the config default
     detect_width: int | None = None
     label: str = "edge int8"
+    profile: str = ""  # write cProfile stats of start-up and loop to PROFILE.{build,loop}
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -190,6 +191,9 @@ class TimedDetector:
         finally:
             self.calls.append(time.perf_counter() - start)
 
+    def __getattr__(self, name: str) -> Any:  # anything else the pipeline may call
+        return getattr(self.detector, name)
+
 
 def _build(spec: RunSpec, log_path: Path) -> tuple[Any, Any, Any, Any]:
     from edge import config as config_module
@@ -222,11 +226,14 @@ def _build(spec: RunSpec, log_path: Path) -> tuple[Any, Any, Any, Any]:
 def measure(spec: RunSpec, spawned_at: float) -> dict[str, Any]:
     """Run the loop for `spec`; `spawned_at` is time.time() when the parent spawned us."""
     cores = pin_to({spec.pin} if spec.threads == 1 and spec.pin is not None else None)
+    entered = time.time()
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
-        config, pipeline, source, (log, stats) = _build(spec, Path(tmp) / "events.jsonl")
+        config, pipeline, source, (log, stats) = _profiled(
+            spec, "build", _build, spec, Path(tmp) / "events.jsonl")
+        built = time.time()
         try:
-            samples, totals, first_result, faces, wall = _loop(spec, pipeline, source, log, stats,
-                                                               spawned_at)
+            samples, totals, first_result, faces, wall = _profiled(
+                spec, "loop", _loop, spec, pipeline, source, log, stats, spawned_at)
         finally:
             source.close()
             log.close()
@@ -243,11 +250,29 @@ def measure(spec: RunSpec, spawned_at: float) -> dict[str, Any]:
         "frame": summarize(totals),
         "detector_call": summarize(pipeline.detector.calls[1:]),  # first call: cold caches
         "detect_every": config.detect.every, "detect_width": config.detect.width,
+        "upsample": config.detect.upsample, "threshold": config.detect.threshold,
         "first_result_s": None if first_result is None else round(first_result, 3),
+        # Where start-up goes: interpreter + `edge` import, then imports and loading
+        # of the model, landmark file and source.
+        "startup_s": {"python": round(entered - spawned_at, 3),
+                      "load": round(built - entered, 3)},
         "peak_rss_mb": peak_rss_mb(),
         "model": str(model_path), "model_size_bytes": model_path.stat().st_size,
         "runtime": pipeline.classifier.runtime, **spec.extra,
     }
+
+
+def _profiled(spec: RunSpec, part: str, function: Any, *args: Any) -> Any:
+    """function(*args), under cProfile when spec.profile is set (stats to PROFILE.part)."""
+    if not spec.profile:
+        return function(*args)
+    import cProfile
+
+    profiler = cProfile.Profile()
+    try:
+        return profiler.runcall(function, *args)
+    finally:
+        profiler.dump_stats(f"{spec.profile}.{part}")
 
 
 def _loop(spec: RunSpec, pipeline: Any, source: Any, log: Any, stats: Any,
@@ -342,12 +367,16 @@ def library_versions() -> dict[str, str | None]:
 
 
 def cpu_model() -> str:
+    """'model name' on x86, 'Model' (the board) on a Raspberry Pi, else the machine type."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "model\t")):
-                return line.split(":", 1)[1].strip()
+        fields = dict(line.split(":", 1) for line in
+                      Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
     except OSError:
-        pass
+        fields = {}
+    fields = {key.strip().lower(): value.strip() for key, value in fields.items()}
+    for key in ("model name", "model", "hardware", "cpu model"):
+        if fields.get(key) and not fields[key].isdigit():
+            return fields[key]
     return platform.processor() or platform.machine()
 
 

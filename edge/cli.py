@@ -130,11 +130,13 @@ def check(config_path: Path | None = None, no_camera: bool = False, **options: A
 
 def _register_optional_groups() -> None:
     """Subcommands that live in their own modules."""
+    from edge.bench import bench
     from edge.report import report
     from edge.service import service
 
     main.add_command(service)
     main.add_command(report)
+    main.add_command(bench)
 
 
 _register_optional_groups()

@@ -56,7 +56,8 @@ class DetectConfig:
     upsample: int = 1
     threshold: float = 0.2  # dlib HOG score; 0.2 rejects texture false positives
     min_face: int = 40  # pixels, in the full frame
-    every: int = 3  # detect every N frames, track in between
+    every: int = 3  # re-find tracked faces near their boxes every N frames
+    scan_every: int = 15  # full-frame scan for new faces every N frames
     max_faces: int = 4
 
 
@@ -144,7 +145,8 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("source", "retry_initial"): (0.01, 60), ("source", "retry_max"): (0.01, 3600),
     ("detect", "width"): (80, 4096), ("detect", "upsample"): (0, 3),
     ("detect", "threshold"): (-2.0, 5.0), ("detect", "min_face"): (8, 4096),
-    ("detect", "every"): (1, 100), ("detect", "max_faces"): (1, 64),
+    ("detect", "every"): (1, 100), ("detect", "scan_every"): (1, 1000),
+    ("detect", "max_faces"): (1, 64),
     ("blink", "close_ratio"): (0.1, 1.0), ("blink", "open_ratio"): (0.1, 1.4),
     ("blink", "min_duration"): (0.0, 1.0), ("blink", "max_duration"): (0.05, 5.0),
     ("model", "threads"): (1, 64), ("model", "smoothing"): (0.0, 60.0),

@@ -22,6 +22,7 @@ from edge.types import Event, Face, Frame, FrameResult
 @dataclass(frozen=True)
 class PipelineOptions:
     detect_every: int = 3
+    scan_every: int = 15  # full-frame detection (finds new faces); 3 = the old behaviour
     max_faces: int = 4
     smoothing: float = 0.5  # seconds
     track_max_age: float = 1.0  # seconds a face may go undetected before its id ends
@@ -48,11 +49,7 @@ class Pipeline:
         clock = time.perf_counter
 
         start = clock()
-        if self._frames_seen % self.options.detect_every == 0 or not self.tracker.tracks:
-            detections = self.detector.detect(frame.gray)[: self.options.max_faces]
-            tracks = self.tracker.update(detections, frame.timestamp)
-        else:
-            tracks = self.tracker.expire(frame.timestamp)
+        tracks = self._detect_or_track(frame)
         self._frames_seen += 1
         timings["detect"] = clock() - start
 
@@ -93,6 +90,19 @@ class Pipeline:
                 events.extend(self._update_emotion(track, face, probs, frame))
         timings["classify"] = clock() - t0
         return FrameResult(frame=frame, faces=faces, events=events, timings=timings)
+
+    def _detect_or_track(self, frame: Frame) -> list[Track]:
+        """Full-frame scan every `scan_every` frames (new faces); in between, every
+        `detect_every` frames re-find each tracked face near its box; else track only."""
+        n, options = self._frames_seen, self.options
+        if not self.tracker.tracks or n % options.scan_every == 0:
+            detections = self.detector.detect(frame.gray)[: options.max_faces]
+        elif n % options.detect_every == 0 and hasattr(self.detector, "detect_near"):
+            detections = [face for track in list(self.tracker.tracks.values())
+                          for face in self.detector.detect_near(frame.gray, track.box)[:1]]
+        else:
+            return self.tracker.expire(frame.timestamp)
+        return self.tracker.update(detections, frame.timestamp)
 
     def _update_emotion(self, track: Track, face: Face, probs: np.ndarray,
                         frame: Frame) -> list[Event]:

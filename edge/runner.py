@@ -44,7 +44,8 @@ def build_pipeline(config: Config) -> Pipeline:
     d = config.detect
     detector = FaceDetector(detect_width=d.width, upsample=d.upsample, threshold=d.threshold,
                             min_face=d.min_face)
-    options = PipelineOptions(detect_every=d.every, max_faces=d.max_faces,
+    options = PipelineOptions(detect_every=d.every, scan_every=d.scan_every,
+                              max_faces=d.max_faces,
                               smoothing=config.model.smoothing, blinks=config.blink.enabled)
     b = config.blink
     return Pipeline(detector, landmarks, classifier, options, blink_factory=functools.partial(
