@@ -64,6 +64,10 @@ def _per_class_table(report: dict[str, Any]) -> list[str]:
 def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_png: str,
            quantize_command: str, evaluate_command: str) -> str:
     run = json.loads((run_dir / "run.json").read_text())
+    state_path = run_dir / "state.json"
+    if "epochs_run" not in run and state_path.exists():  # a run stopped before its end
+        state = json.loads(state_path.read_text())
+        run |= {"epochs_run": state["epoch"], "wall_seconds": state["wall_seconds"]}
     sidecar = json.loads(sidecar_path.read_text())
     history = _history(run_dir)
     spec = run["config"]["spec"]
