@@ -124,7 +124,10 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         "## Results on PublicTest",
         "",
         f"Measured by `edge-convert evaluate` through the device's own classifier "
-        f"(`edge/classify.py`), {report['data']['n']:,} faces:",
+        f"(`edge/classify.py`), {report['data']['n']:,} faces"
+        + (", each averaged with its mirror image (sidecar `inference.mirror_average`; the "
+           "float model likewise)" if report.get("inference", {}).get("mirror_average") else "")
+        + ":",
         "",
         "| | accuracy |",
         "| --- | --- |",

@@ -131,6 +131,7 @@ def evaluate(model_path: Path, faces: FaceSet, split: str, keras_path: Path | No
                   == sha256_of(model_path)},
         "data": data_summary(faces, split),
         "labels": list(labels),
+        "inference": {"mirror_average": classifier.sidecar.mirror_average},
         "int8": scores(int8, faces.y, labels),
         "float": None,
         "agreement": None,
@@ -138,6 +139,8 @@ def evaluate(model_path: Path, faces: FaceSet, split: str, keras_path: Path | No
     }
     if keras_path is not None:
         floats = float_probabilities(keras_path, faces.x)
+        if classifier.sidecar.mirror_average:  # compare like with like: the same inference
+            floats = 0.5 * (floats + float_probabilities(keras_path, faces.x[:, :, ::-1]))
         report["float"] = {"model": str(keras_path), **scores(floats, faces.y, labels)}
         report["agreement"] = agreement(int8, floats)
     return report
