@@ -34,6 +34,8 @@ from typing import Any
 
 import click
 
+from edge.measure import peak_rss_mb, summarize
+
 SCHEMA = "edge-emotion-bench/1"
 # Per-frame stages, in loop order. detect includes tracking; sinks is the JSONL
 # event log write plus the running statistics.
@@ -75,38 +77,6 @@ def parse_size(text: str) -> tuple[int, int]:
     if width < 16 or height < 16:
         raise click.BadParameter(f"{text!r} is too small")
     return width, height
-
-
-def summarize(seconds: list[float]) -> dict[str, float | int | None]:
-    """Median, p95 and mean in milliseconds (None when there are no samples)."""
-    if not seconds:
-        return {"median_ms": None, "p95_ms": None, "mean_ms": None, "n": 0}
-    ordered = sorted(seconds)
-
-    def quantile(q: float) -> float:
-        # Linear interpolation between order statistics, like numpy's default.
-        position = q * (len(ordered) - 1)
-        low = int(position)
-        high = min(low + 1, len(ordered) - 1)
-        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-    return {"median_ms": round(quantile(0.5) * 1e3, 3), "p95_ms": round(quantile(0.95) * 1e3, 3),
-            "mean_ms": round(sum(ordered) / len(ordered) * 1e3, 3), "n": len(ordered)}
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process: VmHWM, else getrusage's ru_maxrss."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 def pin_to(cores: set[int] | None) -> list[int] | None:

@@ -1,7 +1,8 @@
 """Measurement helpers the baseline workers share (stdlib, numpy and OpenCV only).
 
 The fer worker runs in its own virtual environment without this project
-installed, so nothing here may import `edge`. The numbers mean what
+installed: the figures come from edge/measure.py (standard library only),
+found through the repository path, and nothing else of `edge` is imported. The numbers mean what
 edge/bench.py's mean: per-frame seconds summarised as median/p95/mean in ms,
 peak RSS from VmHWM, time to first result from the parent's spawn time.
 
@@ -19,35 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for edge.measure
 
-def summarize(seconds: list[float]) -> dict[str, float | int | None]:
-    if not seconds:
-        return {"median_ms": None, "p95_ms": None, "mean_ms": None, "n": 0}
-    ordered = sorted(seconds)
-
-    def quantile(q: float) -> float:
-        position = q * (len(ordered) - 1)
-        low = int(position)
-        high = min(low + 1, len(ordered) - 1)
-        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-    return {"median_ms": round(quantile(0.5) * 1e3, 3), "p95_ms": round(quantile(0.95) * 1e3, 3),
-            "mean_ms": round(sum(ordered) / len(ordered) * 1e3, 3), "n": len(ordered)}
-
-
-def peak_rss_mb() -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    try:
-        import resource
-
-        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    except ImportError:
-        return None
+from edge.measure import peak_rss_mb, summarize  # noqa: F401 (re-exported to workers)
 
 
 def pin_for(spec: dict[str, Any]) -> list[int] | None:
