@@ -32,7 +32,9 @@ def utc_now_iso() -> str:
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
-    line: dict[str, Any] = {"event": event.kind, "ts": utc_now_iso()}
+    if event.ts is None:
+        event.ts = utc_now_iso()
+    line: dict[str, Any] = {"event": event.kind, "ts": event.ts}
     if event.frame is not None:
         line["frame"] = event.frame
     if event.face is not None:

@@ -85,6 +85,7 @@ class Event:
     frame: int | None = None
     face: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    ts: str | None = None  # ISO-8601 UTC; stamped by the first sink, so all sinks agree
 
 
 @dataclass
