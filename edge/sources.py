@@ -197,10 +197,10 @@ class LiveSource:
             problems, self._problems = self._problems, []
         return problems
 
-    def _reconnect(self) -> None:
+    def _reconnect(self, delay: float) -> float:
+        """Close, then open again with exponential backoff; returns the next delay."""
         self.camera.close()
         self.connected = False
-        delay = self.retry_initial
         while not self._stop.is_set():
             try:
                 self.camera.open()
@@ -212,23 +212,29 @@ class LiveSource:
                 continue
             self.connected = True
             self._problem(f"{self.description}: reconnected")
-            return
+            break
+        return delay
 
     def _run(self) -> None:
         failures = 0
+        # The backoff survives a reconnect that opens but gives no frame (a stream
+        # that accepts the connection, then fails): only a real frame resets it.
+        delay = self.retry_initial
         while not self._stop.is_set():
             grabbed = self.camera.grab()
             if grabbed is None:
                 failures += 1
                 if failures >= self.failures_before_reconnect:
                     self._problem(f"{self.description}: no frames ({failures} failed reads); "
-                                  "reconnecting")
-                    self._reconnect()
+                                  f"reconnecting in {delay:.1f}s")
+                    self._stop.wait(delay)
+                    delay = self._reconnect(min(delay * 2, self.retry_max))
                     failures = 0
                 else:
                     self._stop.wait(0.01)
                 continue
             failures = 0
+            delay = self.retry_initial
             with self._lock:
                 self._latest = (grabbed[0], grabbed[1], time.monotonic())
                 self._lock.notify_all()

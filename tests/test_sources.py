@@ -224,3 +224,34 @@ def test_close_stops_the_capture_thread() -> None:
     source.open()
     source.close()
     assert not any(t.name == "capture" and t.is_alive() for t in threading.enumerate())
+
+
+def test_network_stream_drops_and_comes_back() -> None:
+    """A real MJPEG-over-HTTP camera on loopback, stopped and restarted on its port."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
+    from mjpeg_server import MjpegCamera
+
+    camera = MjpegCamera().start()
+    restarted = MjpegCamera(port=0)
+    source = open_source(camera.url, retry_initial=0.1, retry_max=0.4)
+    assert isinstance(source, LiveSource)
+    source.open()
+    try:
+        assert source.read(timeout=5.0) is not None
+        camera.stop()
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and source.connected:
+            source.read(timeout=0.1)
+        assert not source.connected  # the outage was noticed
+        restarted = MjpegCamera(port=camera.port).start()  # plugged back in
+        frame = None
+        deadline = time.monotonic() + 10.0
+        while frame is None and time.monotonic() < deadline:
+            frame = source.read(timeout=0.5)
+        problems = source.drain_problems()
+    finally:
+        source.close()
+        camera.stop()
+        restarted.stop()
+    assert frame is not None and frame.gray.shape == (360, 640)
+    assert any("reconnect" in p for p in problems)
