@@ -53,6 +53,13 @@ def _command(run: dict[str, Any]) -> str:
     return shlex.join(words)
 
 
+def _schedule(cfg: dict[str, Any]) -> str:
+    if cfg["schedule"] == "cosine":
+        return f"cosine learning-rate decay over {cfg['epochs']} epochs, "
+    return (f"learning rate halved on a {cfg['plateau_patience']}-epoch plateau of "
+            "validation loss, ")
+
+
 def _per_class_table(report: dict[str, Any]) -> list[str]:
     rows = ["| class | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- |"]
     for label, m in report["int8"]["per_class"].items():
@@ -62,7 +69,7 @@ def _per_class_table(report: dict[str, Any]) -> list[str]:
 
 
 def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_png: str,
-           quantize_command: str, evaluate_command: str) -> str:
+           quantize_command: str, evaluate_command: str, notes: tuple[str, ...] = ()) -> str:
     run = json.loads((run_dir / "run.json").read_text())
     state_path = run_dir / "state.json"
     if "epochs_run" not in run and state_path.exists():  # a run stopped before its end
@@ -111,12 +118,12 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         f"wall time {run.get('wall_seconds', 0) / 3600:.2f} h on 2 cores "
         f"(TensorFlow {run['tensorflow']}).",
         f"- Regimen: Adam lr {cfg['learning_rate']}, batch {cfg['batch_size']}, "
-        f"learning rate halved on a {run['config']['plateau_patience']}-epoch plateau of "
-        f"validation loss, early stopping after {run['config']['early_stop_patience']} epochs "
-        f"without a better validation accuracy, best checkpoint kept; augmentation: "
-        f"horizontal flip, rotation ±{run['config']['rotation_degrees']:g}°, shift "
-        f"±{run['config']['shift'] * 100:g}%, zoom ±{run['config']['zoom'] * 100:g}%; class "
-        f"weights `{run['config']['class_weight']}`; seed {run['config']['seed']}.",
+        + _schedule(cfg)
+        + f"early stopping after {cfg['early_stop_patience']} epochs without a better "
+        f"validation accuracy, best checkpoint kept; augmentation: horizontal flip, rotation "
+        f"±{cfg['rotation_degrees']:g}°, shift ±{cfg['shift'] * 100:g}%, zoom "
+        f"±{cfg['zoom'] * 100:g}%; dropout {spec['dropout']}; label smoothing "
+        f"{cfg['label_smoothing']:g}; class weights `{cfg['class_weight']}`; seed {cfg['seed']}.",
         f"- Quantization: {sidecar['calibration']['total']} calibration faces drawn "
         f"class-balanced from the training split (seed {sidecar['calibration']['seed']}); "
         "int8 input (raw pixel - 128, exact), int8 output, int8 builtin ops only.",
@@ -147,6 +154,7 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         "",
         f"![confusion matrix]({confusion_png})",
         "",
+        *([*(f"- {note}" for note in notes), ""] if notes else []),
         LIMITS,
     ]
     return "\n".join(lines)

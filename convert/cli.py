@@ -210,9 +210,11 @@ def evaluate(model_path: Path, data_path: Path, split: str | None, keras_path: P
               help="Confusion-matrix image, relative to the card.")
 @click.option("--quantize-command", required=True, help="The quantize command as run.")
 @click.option("--evaluate-command", required=True, help="The evaluate command as run.")
+@click.option("--note", "notes", multiple=True, help="A measured remark for the card.")
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
 def card(run_dir: Path, model_path: Path, report_path: Path, confusion: str,
-         quantize_command: str, evaluate_command: str, out_path: Path) -> None:
+         quantize_command: str, evaluate_command: str, notes: tuple[str, ...],
+         out_path: Path) -> None:
     """Write the model card (MODEL.md) from the run, the sidecar and the evaluation."""
     import json
 
@@ -221,7 +223,7 @@ def card(run_dir: Path, model_path: Path, report_path: Path, confusion: str,
     try:
         report = json.loads(report_path.read_text())
         text = render(run_dir, model_path.with_suffix(".json"), report, confusion,
-                      quantize_command, evaluate_command)
+                      quantize_command, evaluate_command, notes)
     except (OSError, ValueError, KeyError) as exc:
         fail(f"cannot write the card: {exc!r}")
     out_path.write_text(text)
