@@ -97,7 +97,7 @@ class Pipeline:
         n, options = self._frames_seen, self.options
         if not self.tracker.tracks or n % options.scan_every == 0:
             detections = self.detector.detect(frame.gray)[: options.max_faces]
-        elif n % options.detect_every == 0 and hasattr(self.detector, "detect_near"):
+        elif n % options.detect_every == 0:
             detections = [face for track in list(self.tracker.tracks.values())
                           for face in self.detector.detect_near(frame.gray, track.box)[:1]]
         else:

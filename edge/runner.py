@@ -118,10 +118,10 @@ class Runner:
         pipeline = build_pipeline(config)
         source = build_source(config)
         source.open()
-        self.log = JsonlLog(config.log.path, config.log.max_bytes, config.log.backups
-                            ).open() if config.log.path else None
         display = snapshots = None
         try:
+            self.log = JsonlLog(config.log.path, config.log.max_bytes, config.log.backups
+                                ).open() if config.log.path else None
             if config.mqtt.enabled:  # paho is imported (and needed) only then
                 self.mqtt = MqttSink(config.mqtt).open()
             display = open_display(config.display.mode, config.display.framebuffer)
@@ -179,7 +179,7 @@ class Runner:
             now = time.monotonic()
             if now - last_status >= STATUS_EVERY:
                 last_status = now
-                self.notifier.status(f"{stats.total.as_dict(pipeline.labels)['fps']:.1f} fps, "
+                self.notifier.status(f"{stats.total.fps(now):.1f} fps, "
                                      f"{len(result.faces)} faces")
             if stats.period_age() >= self.config.log.summary_every:
                 self._summary(stats)
@@ -195,8 +195,7 @@ class Runner:
               snapshots: SnapshotWriter | None) -> None:
         if display is None and snapshots is None:
             return
-        picture = annotate(result, stats.labels, stats.total.blinks,
-                           stats.total.as_dict(stats.labels)["fps"])
+        picture = annotate(result, stats.labels, stats.total.blinks, stats.total.fps())
         if display is not None and not display.show(picture):
             self.stop_reason = "display closed"
         if snapshots is not None:

@@ -30,15 +30,19 @@ class Tally:
                 self.counts[face.emotion] += 1
         self.blinks += sum(1 for e in result.events if e.kind == "blink")
 
+    def fps(self, now: float | None = None) -> float:
+        return self.frames / max(1e-6, (now or time.monotonic()) - self.started)
+
     def as_dict(self, labels: tuple[str, ...], now: float | None = None) -> dict:
-        seconds = max(1e-6, (now or time.monotonic()) - self.started)
+        now = now or time.monotonic()
+        seconds = max(1e-6, now - self.started)
         # Media time: a file decoded at 140 fps still had 30 fps worth of blinks.
         media = (self.last_ts - self.first_ts) if self.first_ts is not None else 0.0
         media = max(media, 1e-6)
         return {"counts": {label: self.counts.get(label, 0) for label in labels},
                 "blinks": self.blinks, "faces": len(self.faces), "frames": self.frames,
                 "seconds": round(seconds, 3), "media_seconds": round(media, 3),
-                "fps": round(self.frames / seconds, 2),
+                "fps": round(self.fps(now), 2),
                 "blink_rate_per_min": round(self.blinks * 60.0 / media, 2)}
 
 
