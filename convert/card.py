@@ -102,10 +102,11 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         "",
         "## Training",
         "",
-        "Trained on this machine, on the CPU, by this repository's own command:",
+        f"Trained on {_hardware(run)} by this repository's own command:",
         "",
         "```sh",
         _command(run),
+        *[f"{_command(r)}  # resumed at epoch {r['from_epoch']}" for r in run.get("resumed", [])],
         quantize_command,
         evaluate_command,
         "```",
@@ -115,17 +116,18 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         f"PrivateTest was not used.",
         f"- Epochs run: {run.get('epochs_run', '?')} of {run['config']['epochs']} "
         f"(best epoch by PublicTest accuracy: {best}); "
-        f"wall time {run.get('wall_seconds', 0) / 3600:.2f} h on 2 cores "
-        f"(TensorFlow {run['tensorflow']}).",
+        f"wall time {run.get('wall_seconds', 0) / 3600:.2f} h on {_hardware(run)} "
+        f"({_backend(run)}).",
         f"- Regimen: Adam lr {cfg['learning_rate']}, batch {cfg['batch_size']}, "
         + _schedule(cfg)
         + f"early stopping after {cfg['early_stop_patience']} epochs without a better "
         f"validation accuracy, best checkpoint kept; augmentation: horizontal flip, rotation "
         f"±{cfg['rotation_degrees']:g}°, shift ±{cfg['shift'] * 100:g}%, zoom "
-        f"±{cfg['zoom'] * 100:g}%; dropout {spec['dropout']}; label smoothing "
+        f"±{cfg['zoom'] * 100:g}%{_erasing(cfg)}; dropout {spec['dropout']}; label smoothing "
         f"{cfg['label_smoothing']:g}; class weights `{cfg['class_weight']}`; seed {cfg['seed']}.",
         f"- Quantization: {sidecar['calibration']['total']} calibration faces drawn "
         f"class-balanced from the training split (seed {sidecar['calibration']['seed']}); "
+        f"activation ranges: {sidecar['calibration'].get('ranges', 'absolute min/max')}; "
         "int8 input (raw pixel - 128, exact), int8 output, int8 builtin ops only.",
         "",
         "## Results on PublicTest",
@@ -158,3 +160,19 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         LIMITS,
     ]
     return "\n".join(lines)
+
+
+def _hardware(run: dict[str, Any]) -> str:
+    # Runs recorded before the backend was a choice trained with TensorFlow on 2 cores.
+    return str(run.get("hardware", "2 CPU cores (tensorflow)"))
+
+
+def _backend(run: dict[str, Any]) -> str:
+    if "backend" in run:
+        return f"Keras {run.get('keras', '?')} on {run['backend']}"
+    return f"TensorFlow {run.get('tensorflow', '?')}"
+
+
+def _erasing(cfg: dict[str, Any]) -> str:
+    erase = float(cfg.get("erase", 0.0))
+    return f", random erasing p={erase:g}" if erase > 0 else ""

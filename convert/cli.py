@@ -80,20 +80,33 @@ def main() -> None:
 @click.option("--label-smoothing", default=0.0, show_default=True)
 @click.option("--class-weight", type=click.Choice(["sqrt", "balanced", "none"]), default="sqrt",
               show_default=True)
+@click.option("--shift", default=0.1, show_default=True,
+              help="Augmentation: random shift, as a fraction of the side.")
+@click.option("--rotation", default=10.0, show_default=True,
+              help="Augmentation: random rotation, degrees either way.")
+@click.option("--zoom", default=0.1, show_default=True, help="Augmentation: random zoom, +/-.")
+@click.option("--erase", default=0.0, show_default=True,
+              help="Augmentation: probability of random erasing.")
 @click.option("--seed", default=1234, show_default=True)
 @click.option("--threads", default=0, show_default=True, help="0: all cores.")
+@click.option("--workers", default=2, show_default=True,
+              help="Threads preparing augmented batches.")
 @click.option("--limit", default=0, help="Use only the first N training images (smoke runs).")
 @click.option("--resume", is_flag=True, help="Continue from the run folder's last checkpoint.")
 def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, modules: int,
           middle: int, stem: int, l2: float, dropout: float, epochs: int, batch_size: int,
           learning_rate: float, schedule: str, patience: int, label_smoothing: float,
-          class_weight: str, seed: int, threads: int, limit: int, resume: bool) -> None:
+          class_weight: str, shift: float, rotation: float, zoom: float, erase: float, seed: int,
+          threads: int, workers: int, limit: int, resume: bool) -> None:
     """Train the Xception-family network and keep the best checkpoint."""
     from convert.train import TrainConfig
     from convert.train import train as run_training
 
-    if min(width, modules, stem, epochs, batch_size) < 1 or middle < 0:
-        fail("--width, --modules, --stem, --epochs and --batch-size must be >= 1")
+    if min(width, modules, stem, epochs, batch_size, workers) < 1 or middle < 0:
+        fail("--width, --modules, --stem, --epochs, --batch-size and --workers must be >= 1")
+    if not (0 <= shift < 0.5 and 0 <= rotation <= 90 and 0 <= zoom < 1 and 0 <= erase <= 1):
+        fail("augmentation out of range: --shift 0..0.5, --rotation 0..90, --zoom 0..1, "
+             "--erase 0..1")
     try:
         train_faces = load_faces(data_path, "train")
         val_faces = load_faces(val_path if val_path else data_path, "publictest")
@@ -106,7 +119,8 @@ def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, mod
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                          schedule=schedule, early_stop_patience=patience,
                          label_smoothing=label_smoothing, class_weight=class_weight,
-                         seed=seed, threads=threads, spec=spec)
+                         shift=shift, rotation_degrees=rotation, zoom=zoom, erase=erase,
+                         seed=seed, threads=threads, workers=workers, spec=spec)
     summary = run_training(train_faces, val_faces, out_dir, config, resume=resume,
                            command=command_as_typed(click.get_current_context()),
                            verbose=1 if sys.stdout.isatty() else 2)
@@ -127,21 +141,27 @@ def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, mod
 @click.option("--framing-json", default=None,
               help="Face framing for the sidecar: a JSON file or inline JSON object "
                    "(replaces the FER2013 framing measured by bench/fer_framing.py).")
+@click.option("--range-quantile", default=None, type=float,
+              help="Activation ranges: this quantile of the per-face extremes "
+                   "(1 = TFLite's absolute min/max).  [default: 0.95]")
 @click.option("--mirror-average", is_flag=True,
               help="Tell the device to average each face with its mirror image (2 invokes).")
 def quantize(model_path: Path, data_path: Path, out_path: Path, calibration_size: int, seed: int,
-             framing_json: str | None, mirror_average: bool) -> None:
+             framing_json: str | None, range_quantile: float | None, mirror_average: bool) -> None:
     """Convert a Keras MODEL (.keras, .h5, SavedModel folder) to a full-int8 TFLite model."""
-    from convert.quantize import ConversionError, load_framing
+    from convert.quantize import DEFAULT_RANGE_QUANTILE, ConversionError, load_framing
     from convert.quantize import quantize as run_quantize
 
+    if range_quantile is not None and not 0.5 <= range_quantile <= 1:
+        fail(f"--range-quantile must be in 0.5..1, is {range_quantile:g}")
     if npz_split(data_path) in HELD_OUT:  # test faces must not shape the model, even here
         fail(f"{data_path}: calibrate on training data, not a test split")
     try:
         framing = load_framing(framing_json)
         train_faces = load_faces(data_path, "train")
-        sidecar = run_quantize(model_path, train_faces, out_path, calibration_size, seed, framing,
-                               mirror_average)
+        sidecar = run_quantize(
+            model_path, train_faces, out_path, calibration_size, seed, framing, mirror_average,
+            DEFAULT_RANGE_QUANTILE if range_quantile is None else range_quantile)
     except (DataError, ModelError, ConversionError) as exc:
         fail(str(exc))
     except OSError as exc:  # e.g. --out in a read-only folder

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from convert.tf_env import import_tensorflow
+from convert.tf_env import import_keras
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,7 @@ class ModelSpec:
 
 
 def build_model(spec: ModelSpec) -> Any:
-    tf = import_tensorflow()
-    keras = tf.keras
+    keras = import_keras()
     layers = keras.layers
     reg = keras.regularizers.l2(spec.l2) if spec.l2 > 0 else None
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from convert.data import SIDE, FaceSet
+from convert.ranges import quantize_calibrated, robust_ranges
 from convert.tf_env import import_tensorflow
 from edge.align import FER_FRAMING
 from edge.classify import SIDECAR_FORMAT, load_interpreter_class, sha256_of
@@ -42,6 +43,9 @@ EXPECTED_OUTPUT_QUANT = (1.0 / 256.0, -128)
 # int32 appears only as bias and shape operands of int8 kernels.
 ALLOWED_OPERAND_DTYPES = (np.int8, np.int32)
 FORBIDDEN_OPS = ("QUANTIZE", "DEQUANTIZE")
+# Chosen on held-out Training faces (never PublicTest) by int8-vs-float fidelity:
+# docs/QUANTIZATION.md, bench/range_quantile.py.
+DEFAULT_RANGE_QUANTILE = 0.95
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
@@ -158,17 +162,23 @@ class Calibration:
     source: str
     per_class: int
     seed: int
+    range_quantile: float = 1.0  # 1: TFLite's absolute min/max; below: convert.ranges
+    index: np.ndarray | None = None  # which training faces were drawn
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "per_class": self.per_class, "total": len(self.x),
-                "seed": self.seed}
+                "seed": self.seed, "range_quantile": self.range_quantile,
+                "ranges": ("absolute min/max" if self.range_quantile >= 1 else
+                           f"{self.range_quantile:g}-quantile of per-face extremes")}
 
 
-def calibration_set(faces: FaceSet, size: int, seed: int,
-                    classes: int = len(FER2013_LABELS)) -> Calibration:
+def calibration_set(faces: FaceSet, size: int, seed: int, classes: int = len(FER2013_LABELS),
+                    range_quantile: float = DEFAULT_RANGE_QUANTILE) -> Calibration:
     """Class-balanced sample: Disgust is 1.5% of FER2013, yet its activations count too."""
     if size < 1:
         raise ConversionError(f"calibration size must be >= 1, is {size}")
+    if not 0.5 <= range_quantile <= 1.0:
+        raise ConversionError(f"range quantile must be in 0.5..1, is {range_quantile:g}")
     rng = np.random.default_rng(seed)
     per_class = max(1, size // classes)
     picked: list[np.ndarray] = []
@@ -180,7 +190,8 @@ def calibration_set(faces: FaceSet, size: int, seed: int,
     x = _pin_input_range(faces.x[index])
     # Record what was drawn: a class short of faces shows as total < 7 * per_class.
     drawn = max(len(p) for p in picked)
-    return Calibration(x[..., None].astype(np.float32), faces.source, drawn, seed)
+    return Calibration(x[..., None].astype(np.float32), faces.source, drawn, seed,
+                       range_quantile, index)
 
 
 def _pin_input_range(x: np.ndarray) -> np.ndarray:
@@ -211,7 +222,11 @@ def representative_dataset(calibration: Calibration) -> Callable[[], Iterator[li
 
 
 def convert(tf: Any, model_path: Path, calibration: Calibration) -> bytes:
-    """Full-integer conversion: int8 builtins only, int8 input and output."""
+    """Full-integer conversion: int8 builtins only, int8 input and output.
+
+    With `calibration.range_quantile` below 1, activation ranges are the robust
+    per-face quantiles of `convert.ranges` instead of TFLite's absolute extremes.
+    """
     kind = model_kind(model_path)
     if kind == "savedmodel":
         converter = tf.lite.TFLiteConverter.from_saved_model(str(model_path))
@@ -222,9 +237,16 @@ def convert(tf: Any, model_path: Path, calibration: Calibration) -> bytes:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
+    robust = calibration.range_quantile < 1.0
+    converter._experimental_calibrate_only = robust  # the documented route to mlir_quantize
     with quiet_native_output() as log:
         try:
-            return bytes(converter.convert())
+            content = bytes(converter.convert())
+            if robust:
+                faces = [calibration.x[i : i + 1] for i in range(len(calibration.x))]
+                content = quantize_calibrated(
+                    tf, robust_ranges(content, tf, faces, calibration.range_quantile))
+            return content
         except Exception as exc:  # converter errors are long MLIR dumps: keep one line
             reason = _first_line(exc)
     lines = [line for line in log.getvalue().splitlines() if "error" in line.lower()]
@@ -374,12 +396,14 @@ def build_sidecar(inspection: Inspection, content: bytes, model_path: Path,
 
 def quantize(model_path: Path, train_faces: FaceSet, out_path: Path, calibration_size: int = 1000,
              seed: int = 1234, framing: dict[str, float] | None = None,
-             mirror_average: bool = False) -> dict[str, Any]:
+             mirror_average: bool = False,
+             range_quantile: float = DEFAULT_RANGE_QUANTILE) -> dict[str, Any]:
     """Convert, check, then write OUT.tflite and OUT.json; returns the sidecar."""
     model_kind(model_path)  # fail on a missing or foreign file before importing TensorFlow
     if out_path.suffix != ".tflite":
         raise ConversionError(f"{out_path}: output must end in .tflite")
-    calibration = calibration_set(train_faces, calibration_size, seed)
+    calibration = calibration_set(train_faces, calibration_size, seed,
+                                  range_quantile=range_quantile)
     tf = quiet_tensorflow()
     content = convert(tf, model_path, calibration)
     inspection = inspect_tflite(content)

@@ -1,15 +1,23 @@
-"""Import TensorFlow the one safe way.
+"""Import TensorFlow, or Keras on any of its backends, the one safe way.
 
 TensorFlow 2.20/2.21 with oneDNN segfaults on the backward pass of a 1x1 stride-2
 Conv2D. Our network never emits that op (shortcuts pool first, then project), so
 oneDNN stays on and keeps its ~2x CPU speed. Models from elsewhere may contain the
 op, so `EDGE_SAFE_TF=1` turns oneDNN off before TensorFlow is first imported.
+
+Training needs only Keras 3, so `KERAS_BACKEND=jax` (or `torch`) trains on a GPU
+machine that has JAX or PyTorch but no TensorFlow; quantizing always needs
+TensorFlow's converter.
 """
 
 from __future__ import annotations
 
 import os
 from types import ModuleType
+
+
+def keras_backend() -> str:
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
 def import_tensorflow(threads: int | None = None) -> ModuleType:
@@ -25,3 +33,49 @@ def import_tensorflow(threads: int | None = None) -> ModuleType:
         except RuntimeError:  # already initialised in this process
             pass
     return tf
+
+
+def import_keras(threads: int | None = None) -> ModuleType:
+    """Keras 3 on the backend `KERAS_BACKEND` names (TensorFlow by default)."""
+    if keras_backend() == "tensorflow":
+        import_tensorflow(threads)  # first, so the oneDNN and thread settings apply
+    import keras
+
+    return keras
+
+
+def backend_version() -> str:
+    """`name version` of the backend doing the maths, for run records."""
+    name = keras_backend()
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(name, name)
+    try:
+        version = __import__(module).__version__
+    except (ImportError, AttributeError):
+        version = "unknown"
+    return f"{name} {version}"
+
+
+def compute_description() -> str:
+    """What the training maths runs on, e.g. `NVIDIA H200 (jax)` or `CPU, 2 cores`."""
+    name = keras_backend()
+    try:
+        if name == "jax":
+            import jax
+
+            device = jax.devices()[0]
+            if device.platform != "cpu":
+                return f"{device.device_kind} ({name})"
+        elif name == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return f"{torch.cuda.get_device_name(0)} ({name})"
+        else:
+            tf = import_tensorflow()
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                details = tf.config.experimental.get_device_details(gpus[0])
+                return f"{details.get('device_name', 'GPU')} ({name})"
+    except Exception:  # a description must never stop training
+        pass
+    return f"CPU, {os.cpu_count()} cores ({name})"

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from convert.augment import Augmentation, augment_batch
 from convert.data import FaceSet, class_weights
 from convert.model import ModelSpec, build_model
-from convert.tf_env import import_tensorflow
+from convert.tf_env import backend_version, compute_description, import_keras
 
 BEST = "best.keras"
 LAST = "last.keras"
@@ -43,53 +44,66 @@ class TrainConfig:
     rotation_degrees: float = 10.0
     zoom: float = 0.1
     flip: bool = True
+    erase: float = 0.0
     seed: int = 1234
     threads: int = 0  # 0: TensorFlow's default (all cores)
+    workers: int = 2  # threads augmenting batches beside the training step
     spec: ModelSpec = field(default_factory=ModelSpec)
 
-
-def _augmenter(tf: Any, config: TrainConfig) -> Any:
-    layers = tf.keras.layers
-    steps = []
-    if config.flip:
-        steps.append(layers.RandomFlip("horizontal", seed=config.seed))
-    if config.rotation_degrees > 0:
-        steps.append(layers.RandomRotation(config.rotation_degrees / 360.0, fill_mode="nearest",
-                                           seed=config.seed + 1))
-    if config.shift > 0:
-        steps.append(layers.RandomTranslation(config.shift, config.shift, fill_mode="nearest",
-                                              seed=config.seed + 2))
-    if config.zoom > 0:
-        steps.append(layers.RandomZoom(config.zoom, fill_mode="nearest", seed=config.seed + 3))
-    return tf.keras.Sequential(steps, name="augment")
+    def augmentation(self) -> Augmentation:
+        return Augmentation(shift=self.shift, rotation_degrees=self.rotation_degrees,
+                            zoom=self.zoom, flip=self.flip, erase=self.erase)
 
 
-def _dataset(tf: Any, faces: FaceSet, config: TrainConfig, training: bool) -> Any:
-    classes = config.spec.classes
-    x = faces.x[..., None].astype(np.float32)
-    y = np.eye(classes, dtype=np.float32)[faces.y]
-    if training:
+class _TrainingBatches:
+    """Shuffled, augmented, class-weighted batches, reshuffled every epoch.
+
+    A Keras `PyDataset`, so every backend consumes it; the class is made at run
+    time because Keras is imported lazily. Each batch's randomness comes from
+    (seed, epoch, batch index), so worker threads do not change the result.
+    """
+
+    @staticmethod
+    def make(keras: Any, faces: FaceSet, config: TrainConfig, workers: int) -> Any:
+        classes = config.spec.classes
         weights = class_weights(faces.class_counts(classes), config.class_weight)
-        w = weights[faces.y].astype(np.float32)
-        ds = tf.data.Dataset.from_tensor_slices((x, y, w))
-        ds = ds.shuffle(len(faces), seed=config.seed, reshuffle_each_iteration=True)
-        ds = ds.batch(config.batch_size)
-        augment = _augmenter(tf, config)
-        ds = ds.map(lambda a, b, c: (augment(a, training=True), b, c),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(256)
-    return ds.prefetch(tf.data.AUTOTUNE)
+        onehot = np.eye(classes, dtype=np.float32)
+        aug = config.augmentation()
+
+        class Batches(keras.utils.PyDataset):
+            def __init__(self) -> None:
+                super().__init__(workers=workers, use_multiprocessing=False,
+                                 max_queue_size=4 * workers)
+                self.epoch = 0
+                self.order = self._order(0)
+
+            def _order(self, epoch: int) -> np.ndarray:
+                return np.random.default_rng([config.seed, epoch]).permutation(len(faces))
+
+            def __len__(self) -> int:
+                return int(np.ceil(len(faces) / config.batch_size))
+
+            def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                take = self.order[index * config.batch_size:(index + 1) * config.batch_size]
+                rng = np.random.default_rng([config.seed, self.epoch, index])
+                x = augment_batch(faces.x[take], aug, rng).astype(np.float32)[..., None]
+                y = faces.y[take]
+                return x, onehot[y], weights[y].astype(np.float32)
+
+            def on_epoch_end(self) -> None:
+                self.epoch += 1
+                self.order = self._order(self.epoch)
+
+        return Batches()
 
 
-def _with_input_scaling(tf: Any, core: Any, spec: ModelSpec) -> Any:
+def _with_input_scaling(keras: Any, core: Any, spec: ModelSpec) -> Any:
     """Wrap the network so it takes raw 0..255 pixels.
 
     Scaling inside the graph means the int8 input quantization is exactly
     (scale 1, zero point -128): the device feeds `pixel - 128`, with no float
     maths and no way for the two sides to normalise differently.
     """
-    keras = tf.keras
     inputs = keras.Input((spec.input_size, spec.input_size, 1), name="pixels")
     x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="normalise")(inputs)
     return keras.Model(inputs, core(x), name="edge_emotion")
@@ -97,8 +111,7 @@ def _with_input_scaling(tf: Any, core: Any, spec: ModelSpec) -> Any:
 
 def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: TrainConfig,
           resume: bool = False, verbose: int = 1, command: str | None = None) -> dict[str, Any]:
-    tf = import_tensorflow(config.threads or None)
-    keras = tf.keras
+    keras = import_keras(config.threads or None)
     out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
 
@@ -112,7 +125,7 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
         model = keras.models.load_model(out_dir / LAST)
         print(f"resuming from epoch {initial_epoch} (best val accuracy {best_val})")
     else:
-        model = _with_input_scaling(tf, build_model(config.spec), config.spec)
+        model = _with_input_scaling(keras, build_model(config.spec), config.spec)
         if config.schedule == "cosine":
             steps = config.epochs * int(np.ceil(len(train_faces) / config.batch_size))
             lr: Any = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
@@ -126,14 +139,24 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
     params = model.count_params()
     print(f"model: {params:,} parameters ({json.dumps(config.spec.to_dict())})")
 
-    run_info = {
-        "command": command or shlex.join(sys.argv),
+    typed = command or shlex.join(sys.argv)
+    run_info: dict[str, Any] = {
+        "command": typed,
         "train": {"source": train_faces.source, "n": len(train_faces)},
         "val": {"source": val_faces.source, "n": len(val_faces)},
         "config": asdict(config),
         "parameters": params,
-        "tensorflow": tf.__version__,
+        "backend": backend_version(),
+        "keras": keras.__version__,
+        "hardware": compute_description(),
     }
+    if initial_epoch and (out_dir / RUN).exists():
+        # Keep the command that started the run; record each resume after it.
+        earlier = json.loads((out_dir / RUN).read_text())
+        run_info["command"] = earlier.get("command", typed)
+        run_info["resumed"] = [*earlier.get("resumed", []),
+                               {"command": typed, "from_epoch": initial_epoch,
+                                "hardware": run_info["hardware"]}]
     (out_dir / RUN).write_text(json.dumps(run_info, indent=2))
 
     started = time.monotonic()
@@ -160,7 +183,18 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
             state_path.with_suffix(".tmp").write_text(json.dumps(state))
             state_path.with_suffix(".tmp").replace(state_path)
 
+    class EpochSeconds(keras.callbacks.Callback):
+        """Adds each epoch's wall time to the logs, so history.csv records speed."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.began = time.monotonic()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if logs is not None:
+                logs["epoch_seconds"] = round(time.monotonic() - self.began, 2)
+
     callbacks: list[Any] = [
+        EpochSeconds(),
         keras.callbacks.ModelCheckpoint(out_dir / BEST, monitor="val_accuracy", mode="max",
                                         save_best_only=True, initial_value_threshold=best_val),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
@@ -174,8 +208,10 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
             verbose=1))
 
     model.fit(
-        _dataset(tf, train_faces, config, training=True),
-        validation_data=_dataset(tf, val_faces, config, training=False),
+        _TrainingBatches.make(keras, train_faces, config, workers=max(1, config.workers)),
+        validation_data=(val_faces.x[..., None].astype(np.float32),
+                         np.eye(config.spec.classes, dtype=np.float32)[val_faces.y]),
+        validation_batch_size=256,
         epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
     )
     state = json.loads(state_path.read_text())

@@ -28,6 +28,7 @@ from convert.cli import main
 from convert.data import DataError, FaceSet, load_faces
 from convert.quantize import (
     DEFAULT_FRAMING,
+    DEFAULT_RANGE_QUANTILE,
     ConversionError,
     calibration_set,
     inspect_tflite,
@@ -213,7 +214,9 @@ def test_sidecar_is_complete_and_right(pipeline: Pipeline) -> None:
     assert sidecar["calibration"] == {"source": str(pipeline.data) if pipeline.data.suffix
                                       else str(pipeline.data / "train"),
                                       "per_class": TRAIN_PER_CLASS,
-                                      "total": 7 * TRAIN_PER_CLASS, "seed": 7}
+                                      "total": 7 * TRAIN_PER_CLASS, "seed": 7,
+                                      "range_quantile": DEFAULT_RANGE_QUANTILE,
+                                      "ranges": "0.95-quantile of per-face extremes"}
     assert sidecar["converter"]["tensorflow"].startswith("2.")
     assert sidecar["metrics"] == {}
     parsed = Sidecar.read(pipeline.tflite.with_suffix(".json"))
@@ -228,6 +231,62 @@ def test_float_and_int8_agree(pipeline: Pipeline) -> None:
     assert agreement["max_abs_probability_difference"] <= 0.06
     assert abs(report["int8"]["accuracy"] - report["float"]["accuracy"]) <= 0.1
     assert report["data"]["n"] == 7 * TEST_PER_CLASS and report["data"]["split"] == "publictest"
+
+
+def activation_scales(tflite: Path) -> dict[str, float]:
+    """Per-tensor activation scales by tensor name (weights are per-channel, skipped)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = Interpreter(model_path=str(tflite)).get_tensor_details()
+    return {d["name"]: float(d["quantization"][0]) for d in details
+            if d["dtype"] == np.int8 and len(d["quantization_parameters"]["scales"]) == 1}
+
+
+@slow
+def test_robust_ranges_are_never_wider_than_absolute(csv_pipeline: Pipeline,
+                                                     tmp_path: Path) -> None:
+    absolute = tmp_path / "absolute.tflite"
+    assert_ok(run_cli("quantize", csv_pipeline.keras, "--data", csv_pipeline.data, "--out",
+                      absolute, "--calibration-size", 7 * TRAIN_PER_CLASS, "--seed", 7,
+                      "--range-quantile", 1))
+    sidecar = json.loads(absolute.with_suffix(".json").read_text())
+    assert sidecar["calibration"]["ranges"] == "absolute min/max"
+    wide, robust = activation_scales(absolute), activation_scales(csv_pipeline.tflite)
+    shared = [name for name in robust if name in wide]
+    assert len(shared) >= 10
+    assert all(robust[n] <= wide[n] * 1.0001 for n in shared)
+    assert sum(robust[n] < wide[n] * 0.99 for n in shared) >= len(shared) // 3
+    # The pinned input and the fixed softmax output keep their exact quantization.
+    assert sidecar["input"] == csv_pipeline.sidecar_before_evaluate["input"]
+    assert sidecar["output"] == csv_pipeline.sidecar_before_evaluate["output"]
+
+
+def test_range_quantile_out_of_bounds(fake_data: dict[str, Path], tmp_path: Path) -> None:
+    result = run_cli("quantize", tmp_path / "none.keras", "--data", fake_data["csv"], "--out",
+                     tmp_path / "m.tflite", "--range-quantile", 0.3)
+    assert_one_line_error(result, "--range-quantile", "0.5..1")
+
+
+@slow
+def test_resume_keeps_the_first_command_and_history(fake_data: dict[str, Path],
+                                                     tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    def epochs(n: int) -> list[str]:
+        at = TINY.index("--epochs") + 1
+        return [*TINY[:at], str(n), *TINY[at + 1:]]
+
+    assert_ok(run_cli("train", "--data", fake_data["csv"], "--out", run, *epochs(2)))
+    first = json.loads((run / "run.json").read_text())["command"]
+    assert_ok(run_cli("train", "--data", fake_data["csv"], "--out", run, *epochs(3), "--resume"))
+    record = json.loads((run / "run.json").read_text())
+    assert record["command"] == first and "--resume" not in first
+    assert [r["from_epoch"] for r in record["resumed"]] == [2]
+    assert "--resume" in record["resumed"][0]["command"]
+    assert record["epochs_run"] == 3 and record["backend"].startswith("tensorflow ")
+    with open(run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert all(float(r["epoch_seconds"]) > 0 for r in rows)
 
 
 @slow
@@ -333,7 +392,9 @@ def test_calibration_is_class_balanced_and_seeded() -> None:
     keep = (y != 1) | (np.arange(len(y)) % 30 < 4)  # only 4 Disgust faces, like FER2013's few
     faces = FaceSet(x[keep], y[keep], "fake")
     calibration = calibration_set(faces, 70, seed=3)
-    assert calibration.to_dict() == {"source": "fake", "per_class": 10, "total": 64, "seed": 3}
+    assert calibration.to_dict() == {"source": "fake", "per_class": 10, "total": 64, "seed": 3,
+                                     "range_quantile": DEFAULT_RANGE_QUANTILE,
+                                     "ranges": "0.95-quantile of per-face extremes"}
     assert calibration.x.shape == (64, 48, 48, 1) and calibration.x.dtype == np.float32
     assert np.array_equal(calibration.x, calibration_set(faces, 70, seed=3).x)
     assert not np.array_equal(calibration.x, calibration_set(faces, 70, seed=4).x)

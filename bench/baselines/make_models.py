@@ -57,7 +57,7 @@ def edge_keras_model(tf: Any, scratch: Path) -> tuple[Any, str]:
     if RUN_INFO.exists():
         spec = ModelSpec(**json.loads(RUN_INFO.read_text())["config"]["spec"])
     with quiet_native_output():
-        model = _with_input_scaling(tf, build_model(spec), spec)
+        model = _with_input_scaling(tf.keras, build_model(spec), spec)
     return model, f"random weights, {spec}"
 
 
