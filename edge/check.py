@@ -15,7 +15,8 @@ def run_checks(config: Config, open_camera: bool = True) -> Iterator[str]:
     from edge.runner import build_source
 
     yield "ok: config"
-    classifier = EmotionClassifier(config.model_path(), threads=config.model.threads)
+    classifier = EmotionClassifier(config.model_path(), threads=config.model.threads,
+                                   mirror_average=config.mirror_average())
     yield (f"ok: model {config.model_path()} ({classifier.runtime}, "
            f"labels {', '.join(classifier.labels)})")
     landmark_path = find_landmark_model(config.model.landmarks or None)

@@ -67,6 +67,9 @@ class ModelConfig:
     landmarks: str = ""  # "" = face-recognition-models' 68-point file
     threads: int = 1
     smoothing: float = 0.5  # seconds: time constant of the per-face probability average
+    # "auto": as the model's sidecar says; "off" halves classification time, "on" forces
+    # averaging each face with its mirror image (2 invokes).
+    mirror_average: str = "auto"
 
 
 @dataclass
@@ -137,6 +140,10 @@ class Config:
     def model_path(self) -> Path:
         return Path(self.model.path) if self.model.path else default_model_path()
 
+    def mirror_average(self) -> bool | None:
+        """The classifier's setting: None leaves it to the model's sidecar."""
+        return {"auto": None, "on": True, "off": False}[self.model.mirror_average]
+
 
 # (section, key) -> (minimum, maximum) for numbers; choices for strings.
 RANGES: dict[tuple[str, str], tuple[float, float]] = {
@@ -156,6 +163,7 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("mqtt", "keepalive"): (5, 3600),
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("model", "mirror_average"): ("auto", "on", "off"),
     ("display", "mode"): ("none", "window", "fullscreen", "framebuffer"),
 }
 

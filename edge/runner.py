@@ -39,7 +39,8 @@ ERROR_EVENT_EVERY = 10.0  # at most one `error` line per kind of failure per thi
 
 def build_pipeline(config: Config) -> Pipeline:
     """Model, landmarks and detector from the config: the slow, fallible part of start-up."""
-    classifier = EmotionClassifier(config.model_path(), threads=config.model.threads)
+    classifier = EmotionClassifier(config.model_path(), threads=config.model.threads,
+                                   mirror_average=config.mirror_average())
     landmarks = LandmarkPredictor(find_landmark_model(config.model.landmarks or None))
     d = config.detect
     detector = FaceDetector(detect_width=d.width, upsample=d.upsample, threshold=d.threshold,

@@ -36,16 +36,38 @@ def test_probabilities_are_a_distribution(classifier: EmotionClassifier) -> None
         classifier.predict(np.zeros((1, 32, 32), np.uint8))
 
 
-def test_mirror_average_from_the_sidecar(classifier: EmotionClassifier, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sidecar_says", [True, False])
+def test_mirror_average_from_the_sidecar_unless_overridden(tmp_path: Path,
+                                                           sidecar_says: bool) -> None:
     model = tmp_path / "m.tflite"
     shutil.copy(MODEL, model)
     sidecar = json.loads(MODEL.with_suffix(".json").read_text())
-    sidecar["inference"] = {"mirror_average": True}
+    sidecar["inference"] = {"mirror_average": sidecar_says}
     model.with_suffix(".json").write_text(json.dumps(sidecar))
-    mirrored = EmotionClassifier(model, threads=1)
     faces = np.random.default_rng(1).integers(0, 256, (2, 48, 48), dtype=np.uint8)
-    expected = 0.5 * (classifier.predict(faces) + classifier.predict(faces[:, :, ::-1]))
-    assert np.allclose(mirrored.predict(faces), expected)
+    single = EmotionClassifier(model, threads=1, mirror_average=False)
+    plain, flipped = single.predict(faces), single.predict(faces[:, :, ::-1])
+    assert not np.allclose(plain, flipped)  # else the check below proves nothing
+    averaged = 0.5 * (plain + flipped)
+
+    by_sidecar = EmotionClassifier(model, threads=1)
+    assert by_sidecar.mirror_average is sidecar_says
+    assert np.allclose(by_sidecar.predict(faces), averaged if sidecar_says else plain)
+    forced = EmotionClassifier(model, threads=1, mirror_average=True)
+    assert np.allclose(forced.predict(faces), averaged)
+
+
+def test_config_mirror_average_choices(tmp_path: Path) -> None:
+    from edge import config
+
+    path = tmp_path / "c.toml"
+    for text, expected in [("", None), ('mirror_average = "on"', True),
+                           ('mirror_average = "off"', False)]:
+        path.write_text(f"[model]\n{text}\n")
+        assert config.load(path).mirror_average() is expected
+    path.write_text('[model]\nmirror_average = "sometimes"\n')
+    with pytest.raises(config.ConfigError, match=r"model\.mirror_average: 'sometimes' is not one"):
+        config.load(path)
 
 
 def test_wrong_input_shape_is_refused(tmp_path: Path) -> None:
