@@ -53,7 +53,19 @@ def command_as_typed(ctx: click.Context) -> str:
     return shlex.join(words)
 
 
-@click.group()
+class _Commands(click.Group):
+    """Turns a missing TensorFlow/Keras backend into the one-line error of bad input."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from convert.tf_env import BackendError
+
+        try:
+            return super().invoke(ctx)
+        except BackendError as exc:
+            fail(str(exc))
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Train, quantize and evaluate the FER2013 emotion model."""
 

@@ -16,6 +16,10 @@ import os
 from types import ModuleType
 
 
+class BackendError(RuntimeError):
+    """The maths library a command needs is not installed: one line says which."""
+
+
 def keras_backend() -> str:
     return os.environ.get("KERAS_BACKEND", "tensorflow")
 
@@ -24,7 +28,12 @@ def import_tensorflow(threads: int | None = None) -> ModuleType:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if os.environ.get("EDGE_SAFE_TF") == "1":
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
-    import tensorflow as tf
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise BackendError(f"TensorFlow cannot be imported ({exc}): pip install "
+                           "'edge-emotion[build]'; training alone can also run on "
+                           "KERAS_BACKEND=jax or torch") from None
 
     if threads:
         try:
@@ -35,11 +44,21 @@ def import_tensorflow(threads: int | None = None) -> ModuleType:
     return tf
 
 
+KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
+
+
 def import_keras(threads: int | None = None) -> ModuleType:
     """Keras 3 on the backend `KERAS_BACKEND` names (TensorFlow by default)."""
+    if keras_backend() not in KERAS_BACKENDS:
+        raise BackendError(f"KERAS_BACKEND={keras_backend()!r} is not one of "
+                           f"{', '.join(KERAS_BACKENDS)}")
     if keras_backend() == "tensorflow":
         import_tensorflow(threads)  # first, so the oneDNN and thread settings apply
-    import keras
+    try:
+        import keras
+    except ImportError as exc:
+        raise BackendError(f"Keras on the {keras_backend()!r} backend cannot be imported "
+                           f"({exc}); install it or set KERAS_BACKEND") from None
 
     return keras
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -265,6 +266,24 @@ def test_range_quantile_out_of_bounds(fake_data: dict[str, Path], tmp_path: Path
     result = run_cli("quantize", tmp_path / "none.keras", "--data", fake_data["csv"], "--out",
                      tmp_path / "m.tflite", "--range-quantile", 0.3)
     assert_one_line_error(result, "--range-quantile", "0.5..1")
+
+
+@pytest.mark.parametrize("backend", ["no-such-backend", "torch"])
+def test_missing_keras_backend_is_one_line(fake_data: dict[str, Path], tmp_path: Path,
+                                           backend: str) -> None:
+    """`KERAS_BACKEND` names a backend this machine lacks: one line, exit 2."""
+    import importlib.util
+
+    if importlib.util.find_spec(backend) is not None:
+        pytest.skip(f"{backend} is installed here, so it is not missing")
+    done = subprocess.run(
+        [sys.executable, "-m", "convert.cli", "train", "--data", str(fake_data["csv"]),
+         "--out", str(tmp_path / "run"), *TINY], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "KERAS_BACKEND": backend})
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edge-convert: error: "), done.stderr
+    assert backend in lines[0]
 
 
 @slow
