@@ -44,7 +44,7 @@ EXPECTED_OUTPUT_QUANT = (1.0 / 256.0, -128)
 ALLOWED_OPERAND_DTYPES = (np.int8, np.int32)
 FORBIDDEN_OPS = ("QUANTIZE", "DEQUANTIZE")
 # Chosen on held-out Training faces (never PublicTest) by int8-vs-float fidelity:
-# docs/QUANTIZATION.md, bench/range_quantile.py.
+# bench/range_quantile.py, figures in docs/training/range_quantile.json.
 DEFAULT_RANGE_QUANTILE = 0.95
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
