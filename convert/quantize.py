@@ -28,7 +28,7 @@ from convert.ranges import quantize_calibrated, robust_ranges
 from convert.tf_env import import_tensorflow
 from edge.align import FER_FRAMING
 from edge.classify import SIDECAR_FORMAT, load_interpreter_class, sha256_of
-from edge.errors import ModelError
+from edge.errors import ModelError, first_line
 from edge.labels import FER2013_LABELS
 
 # How FER2013 frames its faces (eye line height, eye distance, as fractions of the
@@ -95,11 +95,6 @@ def quiet_tensorflow(threads: int | None = None) -> Any:
         return import_tensorflow(threads)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 # --- source model -----------------------------------------------------------------
 
 
@@ -131,7 +126,7 @@ def load_keras_model(tf: Any, path: Path) -> Any:
         with quiet_native_output():
             model = tf.keras.models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises ValueError/OSError/KeyError variously
-        raise ModelError(f"{path}: not a loadable Keras model ({_first_line(exc)})") from None
+        raise ModelError(f"{path}: not a loadable Keras model ({first_line(exc)})") from None
     in_shape = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else ()
     out_shape = tuple(model.output_shape[1:]) if not isinstance(model.output_shape, list) else ()
     if in_shape != INPUT_SHAPE[1:] or out_shape != (len(FER2013_LABELS),):
@@ -162,8 +157,8 @@ class Calibration:
     source: str
     per_class: int
     seed: int
-    range_quantile: float = 1.0  # 1: TFLite's absolute min/max; below: convert.ranges
-    index: np.ndarray | None = None  # which training faces were drawn
+    range_quantile: float  # 1: TFLite's absolute min/max; below: convert.ranges
+    index: np.ndarray  # which training faces were drawn
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "per_class": self.per_class, "total": len(self.x),
@@ -238,17 +233,17 @@ def convert(tf: Any, model_path: Path, calibration: Calibration) -> bytes:
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     robust = calibration.range_quantile < 1.0
-    converter._experimental_calibrate_only = robust  # the documented route to mlir_quantize
+    # Calibrate only; ranges.py rewrites the ranges and runs TFLite's own quantizer.
+    converter._experimental_calibrate_only = robust
     with quiet_native_output() as log:
         try:
             content = bytes(converter.convert())
             if robust:
-                faces = [calibration.x[i : i + 1] for i in range(len(calibration.x))]
-                content = quantize_calibrated(
-                    tf, robust_ranges(content, tf, faces, calibration.range_quantile))
+                content = quantize_calibrated(tf, robust_ranges(
+                    tf, content, calibration.x[:, None], calibration.range_quantile))
             return content
         except Exception as exc:  # converter errors are long MLIR dumps: keep one line
-            reason = _first_line(exc)
+            reason = first_line(exc)
     lines = [line for line in log.getvalue().splitlines() if "error" in line.lower()]
     raise ConversionError(f"{model_path}: conversion to full int8 failed "
                           f"({lines[-1].strip() if lines else reason})")
@@ -299,7 +294,7 @@ def inspect_tflite(content: bytes) -> Inspection:
     try:
         interpreter = _interpreter_without_delegates(content)
     except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"not a loadable TFLite model ({_first_line(exc)})") from None
+        raise ModelError(f"not a loadable TFLite model ({first_line(exc)})") from None
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     ops, offending = [], []
     for op in interpreter._get_ops_details():
@@ -356,7 +351,7 @@ def load_framing(value: str | None) -> dict[str, float]:
         text = path.read_text() if path.is_file() else value
         framing = json.loads(text)
     except (OSError, ValueError) as exc:
-        raise ConversionError(f"--framing-json {value}: not JSON ({_first_line(exc)})") from None
+        raise ConversionError(f"--framing-json {value}: not JSON ({first_line(exc)})") from None
     if not isinstance(framing, dict) or not framing or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in framing.values()):
         raise ConversionError(f"--framing-json {value}: must be an object of numbers")

@@ -40,7 +40,7 @@ def per_face_extremes(tf: Any, calibrated: bytes, faces: Iterable[np.ndarray],
     return np.asarray(lows, np.float64), np.asarray(highs, np.float64)
 
 
-def robust_ranges(calibrated: bytes, tf: Any, faces: list[np.ndarray],
+def robust_ranges(tf: Any, calibrated: bytes, faces: Iterable[np.ndarray],
                   quantile: float) -> bytes:
     """The calibrated model with each activation range narrowed to the quantile."""
     from tensorflow.lite.tools import flatbuffer_utils

@@ -66,9 +66,8 @@ def import_keras(threads: int | None = None) -> ModuleType:
 def backend_version() -> str:
     """`name version` of the backend doing the maths, for run records."""
     name = keras_backend()
-    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(name, name)
     try:
-        version = __import__(module).__version__
+        version = __import__(name).__version__
     except (ImportError, AttributeError):
         version = "unknown"
     return f"{name} {version}"

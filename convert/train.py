@@ -55,46 +55,44 @@ class TrainConfig:
                             zoom=self.zoom, flip=self.flip, erase=self.erase)
 
 
-class _TrainingBatches:
+def _training_batches(keras: Any, faces: FaceSet, config: TrainConfig) -> Any:
     """Shuffled, augmented, class-weighted batches, reshuffled every epoch.
 
-    A Keras `PyDataset`, so every backend consumes it; the class is made at run
-    time because Keras is imported lazily. Each batch's randomness comes from
+    A Keras `PyDataset`, so every backend consumes it; the class is defined here
+    because Keras is imported lazily. Each batch's randomness comes from
     (seed, epoch, batch index), so worker threads do not change the result.
     """
+    classes = config.spec.classes
+    weights = class_weights(faces.class_counts(classes), config.class_weight)
+    onehot = np.eye(classes, dtype=np.float32)
+    aug = config.augmentation()
+    workers = max(1, config.workers)
 
-    @staticmethod
-    def make(keras: Any, faces: FaceSet, config: TrainConfig, workers: int) -> Any:
-        classes = config.spec.classes
-        weights = class_weights(faces.class_counts(classes), config.class_weight)
-        onehot = np.eye(classes, dtype=np.float32)
-        aug = config.augmentation()
+    class Batches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__(workers=workers, use_multiprocessing=False,
+                             max_queue_size=4 * workers)
+            self.epoch = 0
+            self.order = self._order(0)
 
-        class Batches(keras.utils.PyDataset):
-            def __init__(self) -> None:
-                super().__init__(workers=workers, use_multiprocessing=False,
-                                 max_queue_size=4 * workers)
-                self.epoch = 0
-                self.order = self._order(0)
+        def _order(self, epoch: int) -> np.ndarray:
+            return np.random.default_rng([config.seed, epoch]).permutation(len(faces))
 
-            def _order(self, epoch: int) -> np.ndarray:
-                return np.random.default_rng([config.seed, epoch]).permutation(len(faces))
+        def __len__(self) -> int:
+            return int(np.ceil(len(faces) / config.batch_size))
 
-            def __len__(self) -> int:
-                return int(np.ceil(len(faces) / config.batch_size))
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            take = self.order[index * config.batch_size:(index + 1) * config.batch_size]
+            rng = np.random.default_rng([config.seed, self.epoch, index])
+            x = augment_batch(faces.x[take], aug, rng).astype(np.float32)[..., None]
+            y = faces.y[take]
+            return x, onehot[y], weights[y].astype(np.float32)
 
-            def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-                take = self.order[index * config.batch_size:(index + 1) * config.batch_size]
-                rng = np.random.default_rng([config.seed, self.epoch, index])
-                x = augment_batch(faces.x[take], aug, rng).astype(np.float32)[..., None]
-                y = faces.y[take]
-                return x, onehot[y], weights[y].astype(np.float32)
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self.order = self._order(self.epoch)
 
-            def on_epoch_end(self) -> None:
-                self.epoch += 1
-                self.order = self._order(self.epoch)
-
-        return Batches()
+    return Batches()
 
 
 def _with_input_scaling(keras: Any, core: Any, spec: ModelSpec) -> Any:
@@ -208,7 +206,7 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
             verbose=1))
 
     model.fit(
-        _TrainingBatches.make(keras, train_faces, config, workers=max(1, config.workers)),
+        _training_batches(keras, train_faces, config),
         validation_data=(val_faces.x[..., None].astype(np.float32),
                          np.eye(config.spec.classes, dtype=np.float32)[val_faces.y]),
         validation_batch_size=256,

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import ModelError
+from edge.errors import ModelError, first_line
 
 SIDECAR_FORMAT = "edge-emotion-model/1"
 
@@ -130,9 +130,8 @@ class EmotionClassifier:
                                                       num_threads=max(1, threads))
                 self._interpreter.allocate_tensors()
         except Exception as exc:  # the runtimes raise ValueError/RuntimeError variously
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc)
-            raise ModelError(f"{self.model_path}: not a loadable TFLite model ({first_line})"
-                             ) from None
+            raise ModelError(f"{self.model_path}: not a loadable TFLite model "
+                             f"({first_line(exc)})") from None
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._check_contract()

@@ -15,3 +15,9 @@ class ConfigError(EdgeError):
 
 class SourceError(EdgeError):
     """A frame source that cannot be opened."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line, for one-line errors (libraries raise long dumps)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
