@@ -68,21 +68,66 @@ def _per_class_table(report: dict[str, Any]) -> list[str]:
     return rows
 
 
+def lineage(run_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(folder, run.json) of the run and the runs it fine-tuned from, oldest first.
+
+    A fine-tuning run records `--init` as the checkpoint it started from; that
+    checkpoint's folder holds the run that trained it.
+    """
+    chain: list[tuple[Path, dict[str, Any]]] = []
+    folder: Path | None = run_dir
+    while folder is not None and (folder / "run.json").exists() and \
+            all(folder.resolve() != f.resolve() for f, _ in chain):
+        run = json.loads((folder / "run.json").read_text())
+        state_path = folder / "state.json"
+        if "epochs_run" not in run and state_path.exists():  # a run stopped before its end
+            state = json.loads(state_path.read_text())
+            run |= {"epochs_run": state["epoch"], "wall_seconds": state["wall_seconds"]}
+        chain.insert(0, (folder, run))
+        init = run["config"].get("init")
+        folder = Path(init).parent if init else None
+    return chain
+
+
+def _best_epoch(folder: Path) -> int | str:
+    history = _history(folder)
+    if not history:
+        return "?"
+    # Keras counts epochs from 0.
+    return int(max(history, key=lambda r: float(r["val_accuracy"]))["epoch"]) + 1
+
+
+def _commands(run: dict[str, Any]) -> list[str]:
+    return [_command(run),
+            *[f"{_command(r)}  # resumed at epoch {r['from_epoch']}"
+              for r in run.get("resumed", [])]]
+
+
+def _fine_tune_line(folder: Path, run: dict[str, Any]) -> str:
+    cfg = run["config"]
+    kind = ("Quantization-aware fine-tuning (int8 rounding simulated at every tensor the "
+            "int8 model stores, ranges re-measured each epoch; `convert/qat.py`)"
+            if cfg.get("quantization_aware") else "Fine-tuning")
+    return (f"- {kind}: from `{cfg['init']}`, {run.get('epochs_run', '?')} of {cfg['epochs']} "
+            f"epochs (best by PublicTest accuracy: {_best_epoch(folder)}), Adam lr "
+            f"{cfg['learning_rate']:g}, " + _schedule(cfg) + "the same augmentation, "
+            f"{run.get('wall_seconds', 0) / 60:.1f} min on {_hardware(run)} "
+            f"({_backend(run)}).")
+
+
 def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_png: str,
            quantize_command: str, evaluate_command: str, notes: tuple[str, ...] = ()) -> str:
-    run = json.loads((run_dir / "run.json").read_text())
-    state_path = run_dir / "state.json"
-    if "epochs_run" not in run and state_path.exists():  # a run stopped before its end
-        state = json.loads(state_path.read_text())
-        run |= {"epochs_run": state["epoch"], "wall_seconds": state["wall_seconds"]}
+    chain = lineage(run_dir)
+    if not chain:
+        raise FileNotFoundError(f"{run_dir / 'run.json'} not found")
+    base_dir, base = chain[0]
+    run = chain[-1][1]
     sidecar = json.loads(sidecar_path.read_text())
-    history = _history(run_dir)
     spec = run["config"]["spec"]
-    best_epoch = max(history, key=lambda r: float(r["val_accuracy"]))["epoch"] if history else "?"
     int8, floats, agree = report["int8"], report["float"], report["agreement"]
-    cfg = run["config"]
+    cfg = base["config"]
     widths = ", ".join(str(spec["width"] * 2**i) for i in range(spec["modules"]))
-    best = int(best_epoch) + 1 if best_epoch != "?" else "?"  # Keras counts epochs from 0
+    best = _best_epoch(base_dir)
     lines = [
         f"# Model card: {sidecar_path.stem}",
         "",
@@ -102,22 +147,22 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         "",
         "## Training",
         "",
-        f"Trained on {_hardware(run)} by this repository's own command:",
+        f"Trained on {_hardware(base)} by this repository's own command"
+        + ("s" if len(chain) > 1 else "") + ":",
         "",
         "```sh",
-        _command(run),
-        *[f"{_command(r)}  # resumed at epoch {r['from_epoch']}" for r in run.get("resumed", [])],
+        *[line for _, r in chain for line in _commands(r)],
         quantize_command,
         evaluate_command,
         "```",
         "",
-        f"- Data: FER2013 Training split ({run['train']['n']:,} images) for training; "
-        f"PublicTest ({run['val']['n']:,}) for checkpoint selection and the figures below. "
+        f"- Data: FER2013 Training split ({base['train']['n']:,} images) for training; "
+        f"PublicTest ({base['val']['n']:,}) for checkpoint selection and the figures below. "
         f"PrivateTest was not used.",
-        f"- Epochs run: {run.get('epochs_run', '?')} of {run['config']['epochs']} "
+        f"- Epochs run: {base.get('epochs_run', '?')} of {cfg['epochs']} "
         f"(best epoch by PublicTest accuracy: {best}); "
-        f"wall time {run.get('wall_seconds', 0) / 3600:.2f} h on {_hardware(run)} "
-        f"({_backend(run)}).",
+        f"wall time {base.get('wall_seconds', 0) / 3600:.2f} h on {_hardware(base)} "
+        f"({_backend(base)}).",
         f"- Regimen: Adam lr {cfg['learning_rate']}, batch {cfg['batch_size']}, "
         + _schedule(cfg)
         + f"early stopping after {cfg['early_stop_patience']} epochs without a better "
@@ -125,6 +170,7 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         f"±{cfg['rotation_degrees']:g}°, shift ±{cfg['shift'] * 100:g}%, zoom "
         f"±{cfg['zoom'] * 100:g}%{_erasing(cfg)}; dropout {spec['dropout']}; label smoothing "
         f"{cfg['label_smoothing']:g}; class weights `{cfg['class_weight']}`; seed {cfg['seed']}.",
+        *[_fine_tune_line(folder, r) for folder, r in chain[1:]],
         f"- Quantization: {sidecar['calibration']['total']} calibration faces drawn "
         f"class-balanced from the training split (seed {sidecar['calibration']['seed']}); "
         f"activation ranges: {sidecar['calibration'].get('ranges', 'absolute min/max')}; "

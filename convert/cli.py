@@ -105,12 +105,20 @@ def main() -> None:
               help="Threads preparing augmented batches.")
 @click.option("--limit", default=0, help="Use only the first N training images (smoke runs).")
 @click.option("--resume", is_flag=True, help="Continue from the run folder's last checkpoint.")
+@click.option("--init", "init_path", type=click.Path(path_type=Path),
+              help="Start from this trained model's weights (fine-tuning); the network "
+                   "options must be those it was trained with.")
+@click.option("--quantization-aware", is_flag=True,
+              help="Simulate the int8 model's rounding while training (use with --init and "
+                   "a low --lr); best.keras is still the plain float model.")
 def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, modules: int,
           middle: int, stem: int, l2: float, dropout: float, epochs: int, batch_size: int,
           learning_rate: float, schedule: str, patience: int, label_smoothing: float,
           class_weight: str, shift: float, rotation: float, zoom: float, erase: float, seed: int,
-          threads: int, workers: int, limit: int, resume: bool) -> None:
+          threads: int, workers: int, limit: int, resume: bool, init_path: Path | None,
+          quantization_aware: bool) -> None:
     """Train the Xception-family network and keep the best checkpoint."""
+    from convert.qat import InitError
     from convert.train import TrainConfig
     from convert.train import train as run_training
 
@@ -132,10 +140,15 @@ def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, mod
                          schedule=schedule, early_stop_patience=patience,
                          label_smoothing=label_smoothing, class_weight=class_weight,
                          shift=shift, rotation_degrees=rotation, zoom=zoom, erase=erase,
-                         seed=seed, threads=threads, workers=workers, spec=spec)
-    summary = run_training(train_faces, val_faces, out_dir, config, resume=resume,
-                           command=command_as_typed(click.get_current_context()),
-                           verbose=1 if sys.stdout.isatty() else 2)
+                         seed=seed, threads=threads, workers=workers,
+                         init=str(init_path) if init_path else None,
+                         quantization_aware=quantization_aware, spec=spec)
+    try:
+        summary = run_training(train_faces, val_faces, out_dir, config, resume=resume,
+                               command=command_as_typed(click.get_current_context()),
+                               verbose=1 if sys.stdout.isatty() else 2)
+    except InitError as exc:
+        fail(f"--init {init_path}: {exc}" if str(init_path) not in str(exc) else str(exc))
     click.echo(f"best val accuracy {summary['best_val_accuracy']:.4f} after "
                f"{summary['epochs_run']} epochs, {summary['wall_seconds'] / 60:.1f} min: "
                f"{summary['best_model']}")

@@ -9,6 +9,7 @@ and `modules` (number of downsampling modules); `middle` adds Xception
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -30,22 +31,45 @@ class ModelSpec:
         return asdict(self)
 
 
-def build_model(spec: ModelSpec) -> Any:
+# Where the int8 model has a tensor of its own: fake_quant(x, name) wraps it.
+FakeQuant = Callable[[Any, str], Any]
+
+
+def build_model(spec: ModelSpec, fake_quant: FakeQuant | None = None) -> Any:
+    """The network; with `fake_quant`, the quantization-aware training graph.
+
+    The training graph simulates int8 at each tensor the converted model stores
+    in int8 (after BN folding and ReLU fusion), and splits each separable
+    convolution in two because its depthwise output is such a tensor (the
+    noisiest one). `convert.qat` moves weights between the two graphs.
+    """
     keras = import_keras()
     layers = keras.layers
     reg = keras.regularizers.l2(spec.l2) if spec.l2 > 0 else None
+
+    def quant(x, name):
+        return fake_quant(x, name) if fake_quant else x
 
     def conv_bn(x, filters, kernel=3, strides=1, name=""):
         x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
                           kernel_regularizer=reg, name=f"{name}_conv")(x)
         x = layers.BatchNormalization(name=f"{name}_bn")(x)
-        return layers.ReLU(name=f"{name}_relu")(x)
+        return quant(layers.ReLU(name=f"{name}_relu")(x), f"{name}_relu")
 
-    def sep_bn(x, filters, name):
-        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False,
-                                   depthwise_regularizer=reg, pointwise_regularizer=reg,
-                                   name=f"{name}_sep")(x)
-        return layers.BatchNormalization(name=f"{name}_bn")(x)
+    def sep_bn(x, filters, name, relu_follows=False):
+        if fake_quant:
+            x = layers.DepthwiseConv2D(3, padding="same", use_bias=False,
+                                       depthwise_regularizer=reg, name=f"{name}_sep_dw")(x)
+            x = quant(x, f"{name}_sep_dw")
+            x = layers.Conv2D(filters, 1, use_bias=False, kernel_regularizer=reg,
+                              name=f"{name}_sep_pw")(x)
+        else:
+            x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False,
+                                       depthwise_regularizer=reg, pointwise_regularizer=reg,
+                                       name=f"{name}_sep")(x)
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        # A ReLU right after is fused into the convolution: only its output is int8.
+        return x if relu_follows else quant(x, f"{name}_bn")
 
     inputs = keras.Input((spec.input_size, spec.input_size, 1), name="face")
     x = conv_bn(inputs, spec.stem // 2, name="stem1")
@@ -59,25 +83,40 @@ def build_model(spec: ModelSpec) -> Any:
         shortcut = layers.Conv2D(filters, 1, use_bias=False, kernel_regularizer=reg,
                                  name=f"m{m}_short_conv")(shortcut)
         shortcut = layers.BatchNormalization(name=f"m{m}_short_bn")(shortcut)
-        y = sep_bn(x, filters, f"m{m}_a")
-        y = layers.ReLU(name=f"m{m}_a_relu")(y)
+        shortcut = quant(shortcut, f"m{m}_short_bn")
+        y = sep_bn(x, filters, f"m{m}_a", relu_follows=True)
+        y = quant(layers.ReLU(name=f"m{m}_a_relu")(y), f"m{m}_a_relu")
         y = sep_bn(y, filters, f"m{m}_b")
         y = layers.MaxPooling2D(3, strides=2, padding="same", name=f"m{m}_pool")(y)
-        x = layers.Add(name=f"m{m}_add")([y, shortcut])
+        x = quant(layers.Add(name=f"m{m}_add")([y, shortcut]), f"m{m}_add")
         if m < spec.modules - 1:
             filters *= 2
 
     for b in range(spec.middle):
         y = x
         for k in range(2):
-            y = layers.ReLU(name=f"mid{b}_{k}_relu")(y)
-            y = sep_bn(y, filters, f"mid{b}_{k}")
+            y = quant(layers.ReLU(name=f"mid{b}_{k}_relu")(y), f"mid{b}_{k}_relu")
+            y = sep_bn(y, filters, f"mid{b}_{k}", relu_follows=k == 0)
         x = layers.Add(name=f"mid{b}_add")([x, y])
+        if b < spec.middle - 1:  # the last Add is fused with the head's ReLU
+            x = quant(x, f"mid{b}_add")
 
-    x = layers.ReLU(name="head_relu")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = quant(layers.ReLU(name="head_relu")(x), "head_relu")
+    x = quant(layers.GlobalAveragePooling2D(name="gap")(x), "gap")
     if spec.dropout > 0:
         x = layers.Dropout(spec.dropout, name="dropout")(x)
-    x = layers.Dense(spec.classes, kernel_regularizer=reg, name="logits")(x)
+    x = quant(layers.Dense(spec.classes, kernel_regularizer=reg, name="logits")(x), "logits")
     outputs = layers.Softmax(name="probs")(x)
     return keras.Model(inputs, outputs, name="edge_xception")
+
+
+def with_input_scaling(keras: Any, core: Any, spec: ModelSpec) -> Any:
+    """Wrap the network so it takes raw 0..255 pixels.
+
+    Scaling inside the graph means the int8 input quantization is exactly
+    (scale 1, zero point -128): the device feeds `pixel - 128`, with no float
+    maths and no way for the two sides to normalise differently.
+    """
+    inputs = keras.Input((spec.input_size, spec.input_size, 1), name="pixels")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="normalise")(inputs)
+    return keras.Model(inputs, core(x), name="edge_emotion")

@@ -18,16 +18,20 @@ from typing import Any
 
 import numpy as np
 
+from convert import qat
 from convert.augment import Augmentation, augment_batch
 from convert.data import FaceSet, class_weights
-from convert.model import ModelSpec, build_model
+from convert.model import ModelSpec, build_model, with_input_scaling
 from convert.tf_env import backend_version, compute_description, import_keras
+from edge.errors import first_line
 
 BEST = "best.keras"
 LAST = "last.keras"
 STATE = "state.json"
 HISTORY = "history.csv"
 RUN = "run.json"
+QAT_RANGE_QUANTILE = 0.95  # as `edge-convert quantize` measures ranges by default
+QAT_CALIBRATION_FACES = 1000
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class TrainConfig:
     seed: int = 1234
     threads: int = 0  # 0: TensorFlow's default (all cores)
     workers: int = 2  # threads augmenting batches beside the training step
+    init: str | None = None  # start from this trained model's weights (fine-tuning)
+    quantization_aware: bool = False  # simulate the int8 model's rounding while training
     spec: ModelSpec = field(default_factory=ModelSpec)
 
     def augmentation(self) -> Augmentation:
@@ -95,16 +101,22 @@ def _training_batches(keras: Any, faces: FaceSet, config: TrainConfig) -> Any:
     return Batches()
 
 
-def _with_input_scaling(keras: Any, core: Any, spec: ModelSpec) -> Any:
-    """Wrap the network so it takes raw 0..255 pixels.
+def load_starting_model(keras: Any, path: Path) -> Any:
+    """The trained model that `--init` fine-tunes; one-line errors for a bad file."""
+    if not path.exists():
+        raise qat.InitError(f"{path}: starting model not found")
+    qat.fake_quant_class()  # a quantization-aware best.keras may be the start too
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a corrupt or foreign file
+        raise qat.InitError(f"{path}: not a loadable Keras model ({first_line(exc)})") from None
 
-    Scaling inside the graph means the int8 input quantization is exactly
-    (scale 1, zero point -128): the device feeds `pixel - 128`, with no float
-    maths and no way for the two sides to normalise differently.
-    """
-    inputs = keras.Input((spec.input_size, spec.input_size, 1), name="pixels")
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="normalise")(inputs)
-    return keras.Model(inputs, core(x), name="edge_emotion")
+
+def calibration_pixels(faces: FaceSet, config: TrainConfig) -> np.ndarray:
+    """The class-balanced faces `quantize` calibrates on, drawn the same way."""
+    from convert.quantize import calibration_set
+
+    return calibration_set(faces, QAT_CALIBRATION_FACES, config.seed).x
 
 
 def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: TrainConfig,
@@ -115,6 +127,8 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
 
     state_path = out_dir / STATE
     initial_epoch, best_val, elapsed_before = 0, None, 0.0
+    if config.quantization_aware:
+        qat.fake_quant_class()  # registered before a checkpoint holding it is loaded
     if resume and (out_dir / LAST).exists() and state_path.exists():
         state = json.loads(state_path.read_text())
         initial_epoch = int(state["epoch"])
@@ -123,7 +137,10 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
         model = keras.models.load_model(out_dir / LAST)
         print(f"resuming from epoch {initial_epoch} (best val accuracy {best_val})")
     else:
-        model = _with_input_scaling(keras, build_model(config.spec), config.spec)
+        model = (qat.quantization_aware_model(config.spec) if config.quantization_aware
+                 else with_input_scaling(keras, build_model(config.spec), config.spec))
+        if config.init:
+            qat.transfer_weights(load_starting_model(keras, Path(config.init)), model)
         if config.schedule == "cosine":
             steps = config.epochs * int(np.ceil(len(train_faces) / config.batch_size))
             lr: Any = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
@@ -135,6 +152,9 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
             metrics=["accuracy"],
         )
     params = model.count_params()
+    if config.quantization_aware:  # the simulated ranges are not part of the network
+        params -= sum(int(np.prod(w.shape)) for layer in qat.fake_quant_layers(model)
+                      for w in layer.weights)
     print(f"model: {params:,} parameters ({json.dumps(config.spec.to_dict())})")
 
     typed = command or shlex.join(sys.argv)
@@ -191,15 +211,47 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
             if logs is not None:
                 logs["epoch_seconds"] = round(time.monotonic() - self.began, 2)
 
+    class SaveBest(keras.callbacks.Callback):
+        """best.keras by validation accuracy, always as the plain (deployable) graph."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.best = best_val
+            self.plain = qat.plain_model(config.spec) if config.quantization_aware else None
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            val = (logs or {}).get("val_accuracy")
+            if val is None or (self.best is not None and val <= self.best):
+                return
+            self.best = float(val)
+            keep = self.model
+            if self.plain is not None:
+                qat.transfer_weights(self.model, self.plain)
+                keep = self.plain
+            tmp = out_dir / (BEST + ".tmp.keras")
+            keep.save(tmp)
+            tmp.replace(out_dir / BEST)
+
+    class Recalibrate(keras.callbacks.Callback):
+        """Re-measures the simulated int8 ranges as the weights move."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.pixels = calibration_pixels(train_faces, config)
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            qat.calibrate(self.model, self.pixels, QAT_RANGE_QUANTILE)
+
     callbacks: list[Any] = [
         EpochSeconds(),
-        keras.callbacks.ModelCheckpoint(out_dir / BEST, monitor="val_accuracy", mode="max",
-                                        save_best_only=True, initial_value_threshold=best_val),
+        SaveBest(),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                       patience=config.early_stop_patience),
         keras.callbacks.CSVLogger(out_dir / HISTORY, append=resume),
         SaveState(),
     ]
+    if config.quantization_aware:
+        callbacks.insert(0, Recalibrate())
     if config.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=config.plateau_patience, min_lr=1e-5,

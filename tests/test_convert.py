@@ -308,6 +308,68 @@ def test_resume_keeps_the_first_command_and_history(fake_data: dict[str, Path],
     assert all(float(r["epoch_seconds"]) > 0 for r in rows)
 
 
+def with_epochs(n: int) -> list[str]:
+    at = TINY.index("--epochs") + 1
+    return [*TINY[:at], str(n), *TINY[at + 1:]]
+
+
+@slow
+def test_quantization_aware_fine_tune(csv_pipeline: Pipeline, tmp_path: Path) -> None:
+    """--init + --quantization-aware: a plain best.keras that quantizes and follows float."""
+    run = tmp_path / "qat"
+    assert_ok(run_cli("train", "--data", csv_pipeline.data, "--out", run, *with_epochs(2),
+                      "--init", csv_pipeline.keras, "--quantization-aware"))
+    record = json.loads((run / "run.json").read_text())
+    assert record["config"]["quantization_aware"] is True
+    assert record["config"]["init"] == str(csv_pipeline.keras)
+    assert "--quantization-aware" in record["command"]
+    # best.keras is the deployable graph: the same layers as the model it started from.
+    with zipfile.ZipFile(run / "best.keras") as z:
+        config = z.read("config.json").decode()
+    assert "FakeQuant" not in config and "fq_" not in config
+    tflite = tmp_path / "qat.tflite"
+    assert_ok(run_cli("quantize", run / "best.keras", "--data", csv_pipeline.data, "--out",
+                      tflite, "--calibration-size", 7 * TRAIN_PER_CLASS))
+    report = tmp_path / "report.json"
+    assert_ok(run_cli("evaluate", tflite, "--data", csv_pipeline.data, "--keras",
+                      run / "best.keras", "--report", report, "--latency-faces", 5))
+    assert json.loads(report.read_text())["agreement"]["argmax"] >= 0.9
+    # The card lists both commands behind the model: the training and the fine-tuning.
+    card = tmp_path / "MODEL.md"
+    assert_ok(run_cli("card", "--run", run, "--model", tflite, "--report", report,
+                      "--quantize-command", "edge-convert q", "--evaluate-command",
+                      "edge-convert e", "--out", card))
+    text = card.read_text()
+    base = json.loads((csv_pipeline.keras.parent / "run.json").read_text())["command"]
+    assert text.index(base) < text.index("--quantization-aware")
+    assert "Quantization-aware fine-tuning" in text
+    assert f"{json.loads((run / 'run.json').read_text())['parameters']:,} parameters" in text
+    assert record["parameters"] == base_parameters(csv_pipeline)
+    # A quantization-aware run resumes from its own last checkpoint.
+    assert_ok(run_cli("train", "--data", csv_pipeline.data, "--out", run, *with_epochs(3),
+                      "--init", csv_pipeline.keras, "--quantization-aware", "--resume"))
+    assert json.loads((run / "run.json").read_text())["epochs_run"] == 3
+
+
+def base_parameters(pipeline: Pipeline) -> int:
+    return json.loads((pipeline.keras.parent / "run.json").read_text())["parameters"]
+
+
+@slow
+def test_init_that_does_not_fit_is_one_line(csv_pipeline: Pipeline, tmp_path: Path) -> None:
+    wider = [*with_epochs(1)]
+    wider[wider.index("--width") + 1] = "16"
+    assert_one_line_error(run_cli("train", "--data", csv_pipeline.data, "--out", tmp_path / "a",
+                                  *wider, "--init", csv_pipeline.keras), "--width", "--init")
+    assert_one_line_error(run_cli("train", "--data", csv_pipeline.data, "--out", tmp_path / "b",
+                                  *with_epochs(1), "--init", tmp_path / "none.keras"),
+                          "starting model not found")
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a zip")
+    assert_one_line_error(run_cli("train", "--data", csv_pipeline.data, "--out", tmp_path / "c",
+                                  *with_epochs(1), "--init", junk), "not a loadable Keras model")
+
+
 @slow
 def test_report_and_confusion_png(pipeline: Pipeline) -> None:
     report = json.loads(pipeline.report.read_text())

@@ -53,13 +53,13 @@ def edge_keras_model(tf: Any, scratch: Path) -> tuple[Any, str]:
                 return model, f"{CHECKPOINT.relative_to(REPO)} (copied at {_now()})"
             except Exception:
                 time.sleep(2 + attempt)
-    from convert.train import _with_input_scaling
+    from convert.model import with_input_scaling
 
     spec = EDGE_FALLBACK_SPEC
     if RUN_INFO.exists():
         spec = ModelSpec(**json.loads(RUN_INFO.read_text())["config"]["spec"])
     with quiet_native_output():
-        model = _with_input_scaling(tf.keras, build_model(spec), spec)
+        model = with_input_scaling(tf.keras, build_model(spec), spec)
     return model, f"random weights, {spec}"
 
 

@@ -1,0 +1,140 @@
+"""Quantization-aware fine-tuning: teach a trained network the int8 model's rounding.
+
+After post-training quantization a few percent of faces change their top class
+between the float and the int8 model, and the rounding of the depthwise outputs
+is the largest source. Fine-tuning with that rounding simulated at every tensor
+the int8 model stores (fake quantization; gradients pass straight through inside
+the range) makes the network robust to it. The weights then go back into the
+plain graph, which `edge-convert quantize` converts as usual: the fake
+quantization never reaches the device.
+
+Each simulated range is the same robust one `quantize` will pick (a quantile of
+per-face extremes on class-balanced training faces), re-measured at every epoch
+as the weights move.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from convert.model import ModelSpec, build_model, with_input_scaling
+from convert.tf_env import import_keras
+
+CORE = "edge_xception"  # the network inside the input-scaling wrapper
+PREFIX = "fq_"
+
+
+class InitError(ValueError):
+    """A starting checkpoint that does not fit the network being trained."""
+
+
+@functools.cache
+def fake_quant_class() -> Any:
+    """The FakeQuant layer, defined once Keras is imported (it is imported lazily)."""
+    keras = import_keras()
+
+    @keras.saving.register_keras_serializable(package="edge_emotion")
+    class FakeQuant(keras.layers.Layer):
+        """Rounds to one int8 tensor's grid while `active`; the identity otherwise."""
+
+        def build(self, input_shape: Any) -> None:
+            def constant(name: str, value: float) -> Any:
+                return self.add_weight(shape=(), initializer=keras.initializers.Constant(value),
+                                       trainable=False, name=name)
+
+            self.low = constant("low", -1.0)
+            self.high = constant("high", 1.0)
+            self.active = constant("active", 0.0)
+
+        def call(self, x: Any) -> Any:
+            rounded = keras.quantizers.fake_quant_with_min_max_vars(
+                x, self.low, self.high, num_bits=8)
+            return x + self.active * (rounded - x)
+
+    return FakeQuant
+
+
+def quantization_aware_model(spec: ModelSpec) -> Any:
+    """The training graph: raw pixels in, probabilities out, int8 rounding simulated."""
+    keras = import_keras()
+    layer = fake_quant_class()
+    core = build_model(spec, fake_quant=lambda x, name: layer(name=PREFIX + name)(x))
+    return with_input_scaling(keras, core, spec)
+
+
+def plain_model(spec: ModelSpec) -> Any:
+    return with_input_scaling(import_keras(), build_model(spec), spec)
+
+
+def _layers(model: Any) -> dict[str, Any]:
+    try:
+        core = model.get_layer(CORE)
+    except ValueError:
+        raise InitError(f"not an edge-emotion network (no '{CORE}' inside)") from None
+    return {layer.name: layer for layer in core.layers if layer.weights}
+
+
+def transfer_weights(source: Any, target: Any) -> None:
+    """Copy weights by layer name between the plain and the quantization-aware graph.
+
+    A separable convolution `X_sep` of one graph is `X_sep_dw` + `X_sep_pw` in the
+    other. Fake-quantization ranges are not weights of the network and are skipped.
+    """
+    have = _layers(source)
+    for name, layer in _layers(target).items():
+        if name.startswith(PREFIX):
+            continue
+        if name.endswith(("_sep_dw", "_sep_pw")) and name not in have:
+            whole = have.get(name[:-3])
+            weights = [whole.get_weights()[0 if name.endswith("_dw") else 1]] if whole else None
+        elif name.endswith("_sep") and name not in have:
+            halves = [have.get(name + "_dw"), have.get(name + "_pw")]
+            weights = ([halves[0].get_weights()[0], halves[1].get_weights()[0]]
+                       if all(halves) else None)
+        else:
+            weights = have[name].get_weights() if name in have else None
+        if weights is None:
+            raise InitError(f"layer {name} is missing from the starting model")
+        expected = [tuple(w.shape) for w in layer.get_weights()]
+        found = [tuple(w.shape) for w in weights]
+        if found != expected:
+            raise InitError(f"layer {name} has weights {found} in the starting model, "
+                            f"the network built from these options expects {expected} "
+                            "(give the --width/--modules/--middle/--stem it was trained with)")
+        layer.set_weights(weights)
+
+
+def fake_quant_layers(model: Any) -> list[Any]:
+    return [layer for layer in model.get_layer(CORE).layers if layer.name.startswith(PREFIX)]
+
+
+def calibrate(model: Any, pixels: np.ndarray, quantile: float, batch: int = 100) -> None:
+    """Set every simulated range from float activations, as `quantize` will.
+
+    pixels: float32 (N, 48, 48, 1) raw 0..255 faces. Simulation is switched off
+    while measuring, so each range sees the float network, then switched on.
+    """
+    keras = import_keras()
+    points = fake_quant_layers(model)
+    for layer in points:
+        layer.active.assign(0.0)
+    core = model.get_layer(CORE)
+    probe = keras.Model(core.inputs, [layer.input for layer in points])
+    scaling = model.get_layer("normalise")
+    lows, highs = [], []
+    for start in range(0, len(pixels), batch):
+        inputs = scaling(pixels[start:start + batch])
+        outputs = probe(inputs, training=False)
+        values = [keras.ops.convert_to_numpy(v).reshape(len(v), -1) for v in outputs]
+        lows.append(np.stack([v.min(axis=1) for v in values], axis=1))
+        highs.append(np.stack([v.max(axis=1) for v in values], axis=1))
+    low = np.quantile(np.concatenate(lows), 1.0 - quantile, axis=0)
+    high = np.quantile(np.concatenate(highs), quantile, axis=0)
+    for layer, lo, hi in zip(points, low, high, strict=True):
+        lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)  # zero stays representable
+        layer.low.assign(lo)
+        layer.high.assign(max(hi, lo + 1e-6))
+        layer.active.assign(1.0)

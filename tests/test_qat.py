@@ -1,0 +1,103 @@
+"""Quantization-aware training graph: same network, int8 rounding simulated.
+
+The weights must move between the plain and the training graph without changing
+a single output, and the simulated rounding must really put each tensor on an
+int8 grid once calibrated: otherwise fine-tuning "quantization-aware" would
+train against nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import synthetic_faces
+
+from convert.model import ModelSpec
+
+pytestmark = pytest.mark.slow  # builds Keras models
+
+SPEC = ModelSpec(width=8, modules=2, middle=1, stem=8, l2=0.0, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def pixels() -> np.ndarray:
+    x, _ = synthetic_faces(6, seed=3)
+    return x[..., None].astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def plain() -> object:
+    from convert.qat import plain_model
+
+    model = plain_model(SPEC)
+    rng = np.random.default_rng(0)
+    # Batch-norm statistics away from (0, 1), so a mix-up of layers would show.
+    for layer in model.get_layer("edge_xception").layers:
+        if layer.__class__.__name__ == "BatchNormalization":
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([gamma * rng.uniform(0.5, 2, gamma.shape),
+                               rng.normal(0, 0.2, beta.shape),
+                               rng.normal(0, 0.2, mean.shape),
+                               var * rng.uniform(0.5, 2, var.shape)])
+    return model
+
+
+def predict(model: object, pixels: np.ndarray) -> np.ndarray:
+    return np.asarray(model(pixels, training=False))
+
+
+def test_weights_round_trip_without_changing_outputs(plain: object, pixels: np.ndarray) -> None:
+    from convert.qat import (
+        fake_quant_layers,
+        plain_model,
+        quantization_aware_model,
+        transfer_weights,
+    )
+
+    trainable = quantization_aware_model(SPEC)
+    transfer_weights(plain, trainable)
+    assert fake_quant_layers(trainable), "no simulated int8 tensor in the training graph"
+    # Not yet calibrated: simulation is off, so the graphs compute the same function.
+    np.testing.assert_allclose(predict(trainable, pixels), predict(plain, pixels), atol=1e-5)
+    back = plain_model(SPEC)
+    transfer_weights(trainable, back)
+    np.testing.assert_allclose(predict(back, pixels), predict(plain, pixels), atol=1e-6)
+    names = {layer.name for layer in back.get_layer("edge_xception").layers}
+    assert not any(name.startswith("fq_") for name in names)
+
+
+def test_calibrated_tensors_sit_on_an_int8_grid(plain: object, pixels: np.ndarray) -> None:
+    import keras
+
+    from convert.qat import calibrate, fake_quant_layers, quantization_aware_model, transfer_weights
+
+    trainable = quantization_aware_model(SPEC)
+    transfer_weights(plain, trainable)
+    calibrate(trainable, pixels, quantile=0.95)
+    points = fake_quant_layers(trainable)
+    assert all(float(p.active) == 1.0 for p in points)
+    assert all(float(p.low) <= 0.0 < float(p.high) for p in points)
+    core = trainable.get_layer("edge_xception")
+    outputs = keras.Model(core.inputs, [p.output for p in points])(
+        trainable.get_layer("normalise")(pixels))
+    for point, value in zip(points, outputs, strict=True):
+        levels = np.unique(np.asarray(value))
+        assert len(levels) <= 256, point.name
+        step = (float(point.high) - float(point.low)) / 255
+        assert np.allclose(np.diff(levels) / step, np.rint(np.diff(levels) / step), atol=1e-2), \
+            point.name
+    # Rounding changes the outputs a little, not the function.
+    simulated, reference = predict(trainable, pixels), predict(plain, pixels)
+    assert not np.allclose(simulated, reference, atol=1e-6)
+    assert np.abs(simulated - reference).mean() < 0.05
+
+
+def test_mismatched_start_names_the_layer(plain: object) -> None:
+    from convert.qat import InitError, quantization_aware_model, transfer_weights
+
+    wider = quantization_aware_model(ModelSpec(width=16, modules=2, middle=1, stem=8))
+    with pytest.raises(InitError, match="--width"):
+        transfer_weights(plain, wider)
+    deeper = quantization_aware_model(ModelSpec(width=8, modules=2, middle=2, stem=8))
+    with pytest.raises(InitError, match="missing from the starting model"):
+        transfer_weights(plain, deeper)
