@@ -111,12 +111,15 @@ def main() -> None:
 @click.option("--quantization-aware", is_flag=True,
               help="Simulate the int8 model's rounding while training (use with --init and "
                    "a low --lr); best.keras is still the plain float model.")
+@click.option("--consistency", default=0.0, show_default=True,
+              help="With --quantization-aware: weight of a KL(float || int8) term that "
+                   "trains the float and the simulated int8 network to agree.")
 def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, modules: int,
           middle: int, stem: int, l2: float, dropout: float, epochs: int, batch_size: int,
           learning_rate: float, schedule: str, patience: int, label_smoothing: float,
           class_weight: str, shift: float, rotation: float, zoom: float, erase: float, seed: int,
           threads: int, workers: int, limit: int, resume: bool, init_path: Path | None,
-          quantization_aware: bool) -> None:
+          quantization_aware: bool, consistency: float) -> None:
     """Train the Xception-family network and keep the best checkpoint."""
     from convert.qat import InitError
     from convert.train import TrainConfig
@@ -127,6 +130,8 @@ def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, mod
     if not (0 <= shift < 0.5 and 0 <= rotation <= 90 and 0 <= zoom < 1 and 0 <= erase <= 1):
         fail("augmentation out of range: --shift 0..0.5, --rotation 0..90, --zoom 0..1, "
              "--erase 0..1")
+    if consistency < 0 or (consistency > 0 and not quantization_aware):
+        fail("--consistency must be >= 0 and needs --quantization-aware")
     try:
         train_faces = load_faces(data_path, "train")
         val_faces = load_faces(val_path if val_path else data_path, "publictest")
@@ -142,7 +147,8 @@ def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, mod
                          shift=shift, rotation_degrees=rotation, zoom=zoom, erase=erase,
                          seed=seed, threads=threads, workers=workers,
                          init=str(init_path) if init_path else None,
-                         quantization_aware=quantization_aware, spec=spec)
+                         quantization_aware=quantization_aware, consistency=consistency,
+                         spec=spec)
     try:
         summary = run_training(train_faces, val_faces, out_dir, config, resume=resume,
                                command=command_as_typed(click.get_current_context()),

@@ -26,6 +26,11 @@ from convert.tf_env import import_keras
 CORE = "edge_xception"  # the network inside the input-scaling wrapper
 PREFIX = "fq_"
 
+# What a FakeQuant layer does (its `active` value).
+OFF = 0.0  # the identity: the float network
+ON = 1.0  # every face rounded: the int8 model, simulated
+SECOND_HALF = 2.0  # a batch [faces; the same faces]: float first half, int8 second half
+
 
 class InitError(ValueError):
     """A starting checkpoint that does not fit the network being trained."""
@@ -38,7 +43,7 @@ def fake_quant_class() -> Any:
 
     @keras.saving.register_keras_serializable(package="edge_emotion")
     class FakeQuant(keras.layers.Layer):
-        """Rounds to one int8 tensor's grid while `active`; the identity otherwise."""
+        """Rounds to one int8 tensor's grid: nowhere, everywhere or in the second half."""
 
         def build(self, input_shape: Any) -> None:
             def constant(name: str, value: float) -> Any:
@@ -50,9 +55,15 @@ def fake_quant_class() -> Any:
             self.active = constant("active", 0.0)
 
         def call(self, x: Any) -> Any:
+            ops = keras.ops
             rounded = keras.quantizers.fake_quant_with_min_max_vars(
                 x, self.low, self.high, num_bits=8)
-            return x + self.active * (rounded - x)
+            n = ops.shape(x)[0]
+            second_half = ops.cast(ops.arange(n) >= n // 2, x.dtype)
+            which = ops.where(self.active > 1.5, second_half,
+                              ops.ones_like(second_half) * self.active)
+            which = ops.reshape(which, (-1,) + (1,) * (len(x.shape) - 1))
+            return x + which * (rounded - x)
 
     return FakeQuant
 
@@ -111,16 +122,21 @@ def fake_quant_layers(model: Any) -> list[Any]:
     return [layer for layer in model.get_layer(CORE).layers if layer.name.startswith(PREFIX)]
 
 
-def calibrate(model: Any, pixels: np.ndarray, quantile: float, batch: int = 100) -> None:
+def set_mode(model: Any, mode: float) -> None:
+    for layer in fake_quant_layers(model):
+        layer.active.assign(mode)
+
+
+def calibrate(model: Any, pixels: np.ndarray, quantile: float, batch: int = 100,
+              mode: float = ON) -> None:
     """Set every simulated range from float activations, as `quantize` will.
 
     pixels: float32 (N, 48, 48, 1) raw 0..255 faces. Simulation is switched off
-    while measuring, so each range sees the float network, then switched on.
+    while measuring, so each range sees the float network, then set to `mode`.
     """
     keras = import_keras()
     points = fake_quant_layers(model)
-    for layer in points:
-        layer.active.assign(0.0)
+    set_mode(model, OFF)
     core = model.get_layer(CORE)
     probe = keras.Model(core.inputs, [layer.input for layer in points])
     scaling = model.get_layer("normalise")
@@ -137,4 +153,40 @@ def calibrate(model: Any, pixels: np.ndarray, quantile: float, batch: int = 100)
         lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)  # zero stays representable
         layer.low.assign(lo)
         layer.high.assign(max(hi, lo + 1e-6))
-        layer.active.assign(1.0)
+    set_mode(model, mode)
+
+
+def consistency_loss(label_smoothing: float, weight: float) -> Any:
+    """Cross-entropy on both halves plus `weight` x KL(float || int8) on the second.
+
+    The batch is [faces; the same faces] in SECOND_HALF mode, so each face is seen
+    by the float network and by the simulated int8 one; the KL term pulls the two
+    together, which is what int8-vs-float agreement measures. Per-face values, so
+    Keras still applies the class weights.
+    """
+    keras = import_keras()
+    ops = keras.ops
+    eps = 1e-7
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        cross_entropy = keras.losses.categorical_crossentropy(
+            y_true, y_pred, label_smoothing=label_smoothing)
+        n = ops.shape(y_pred)[0] // 2
+        floats, rounded = y_pred[:n], y_pred[n:]
+        divergence = ops.sum(floats * (ops.log(floats + eps) - ops.log(rounded + eps)), axis=-1)
+        return cross_entropy + weight * ops.concatenate([ops.zeros_like(divergence), divergence])
+
+    return loss
+
+
+def validation_scores(model: Any, pixels: np.ndarray, labels: np.ndarray,
+                      mode_after: float) -> dict[str, float]:
+    """Accuracy of the simulated int8 and of the float network, and their agreement."""
+    set_mode(model, ON)
+    rounded = np.asarray(model.predict(pixels, batch_size=256, verbose=0)).argmax(1)
+    set_mode(model, OFF)
+    floats = np.asarray(model.predict(pixels, batch_size=256, verbose=0)).argmax(1)
+    set_mode(model, mode_after)
+    return {"val_accuracy": float((rounded == labels).mean()),
+            "val_float_accuracy": float((floats == labels).mean()),
+            "val_agreement": float((rounded == floats).mean())}

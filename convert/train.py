@@ -54,6 +54,7 @@ class TrainConfig:
     workers: int = 2  # threads augmenting batches beside the training step
     init: str | None = None  # start from this trained model's weights (fine-tuning)
     quantization_aware: bool = False  # simulate the int8 model's rounding while training
+    consistency: float = 0.0  # weight of KL(float || simulated int8), quantization-aware only
     spec: ModelSpec = field(default_factory=ModelSpec)
 
     def augmentation(self) -> Augmentation:
@@ -92,6 +93,8 @@ def _training_batches(keras: Any, faces: FaceSet, config: TrainConfig) -> Any:
             rng = np.random.default_rng([config.seed, self.epoch, index])
             x = augment_batch(faces.x[take], aug, rng).astype(np.float32)[..., None]
             y = faces.y[take]
+            if config.consistency > 0:  # each face twice: float, then simulated int8
+                x, y = np.concatenate([x, x]), np.concatenate([y, y])
             return x, onehot[y], weights[y].astype(np.float32)
 
         def on_epoch_end(self) -> None:
@@ -148,7 +151,9 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
             lr = config.learning_rate
         model.compile(
             optimizer=keras.optimizers.Adam(lr),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            loss=(qat.consistency_loss(config.label_smoothing, config.consistency)
+                  if config.consistency > 0 else
+                  keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)),
             metrics=["accuracy"],
         )
     params = model.count_params()
@@ -232,6 +237,9 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
             keep.save(tmp)
             tmp.replace(out_dir / BEST)
 
+    training_mode = qat.SECOND_HALF if config.consistency > 0 else qat.ON
+    val_pixels = val_faces.x[..., None].astype(np.float32)
+
     class Recalibrate(keras.callbacks.Callback):
         """Re-measures the simulated int8 ranges as the weights move."""
 
@@ -240,7 +248,15 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
             self.pixels = calibration_pixels(train_faces, config)
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            qat.calibrate(self.model, self.pixels, QAT_RANGE_QUANTILE)
+            qat.calibrate(self.model, self.pixels, QAT_RANGE_QUANTILE, mode=training_mode)
+
+    class QuantizedValidation(keras.callbacks.Callback):
+        """val_accuracy of the simulated int8 model, with the float one's and agreement."""
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if logs is not None:
+                logs.update(qat.validation_scores(self.model, val_pixels, val_faces.y,
+                                                  training_mode))
 
     callbacks: list[Any] = [
         EpochSeconds(),
@@ -250,17 +266,20 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
         keras.callbacks.CSVLogger(out_dir / HISTORY, append=resume),
         SaveState(),
     ]
-    if config.quantization_aware:
-        callbacks.insert(0, Recalibrate())
+    if config.quantization_aware:  # before the callbacks that read val_accuracy
+        callbacks[0:0] = [Recalibrate(), QuantizedValidation()]
     if config.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.5, patience=config.plateau_patience, min_lr=1e-5,
-            verbose=1))
+            # Quantization-aware validation reports accuracies, not a loss.
+            **({"monitor": "val_accuracy", "mode": "max"} if config.quantization_aware
+               else {"monitor": "val_loss"}),
+            factor=0.5, patience=config.plateau_patience, min_lr=1e-5, verbose=1))
 
+    validation = None if config.quantization_aware else (  # QuantizedValidation's job
+        val_pixels, np.eye(config.spec.classes, dtype=np.float32)[val_faces.y])
     model.fit(
         _training_batches(keras, train_faces, config),
-        validation_data=(val_faces.x[..., None].astype(np.float32),
-                         np.eye(config.spec.classes, dtype=np.float32)[val_faces.y]),
+        validation_data=validation,
         validation_batch_size=256,
         epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
     )

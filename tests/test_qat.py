@@ -101,3 +101,33 @@ def test_mismatched_start_names_the_layer(plain: object) -> None:
     deeper = quantization_aware_model(ModelSpec(width=8, modules=2, middle=2, stem=8))
     with pytest.raises(InitError, match="missing from the starting model"):
         transfer_weights(plain, deeper)
+
+
+def test_second_half_mode_gives_float_then_int8(plain: object, pixels: np.ndarray) -> None:
+    """Consistency training sees each face twice in one batch: float, then int8."""
+    from convert import qat
+
+    trainable = qat.quantization_aware_model(SPEC)
+    qat.transfer_weights(plain, trainable)
+    qat.calibrate(trainable, pixels, quantile=0.95, mode=qat.SECOND_HALF)
+    both = predict(trainable, np.concatenate([pixels, pixels]))
+    qat.set_mode(trainable, qat.ON)
+    rounded = predict(trainable, pixels)
+    np.testing.assert_allclose(both[:len(pixels)], predict(plain, pixels), atol=1e-5)
+    np.testing.assert_allclose(both[len(pixels):], rounded, atol=1e-5)
+
+
+def test_consistency_loss_adds_kl_on_the_second_half() -> None:
+    from convert.qat import consistency_loss
+
+    y = np.eye(7, dtype=np.float32)[[0, 1, 0, 1]]
+    same = np.full((4, 7), 1 / 7, np.float32)
+    plain = np.asarray(consistency_loss(0.0, 1.0)(y, same))
+    np.testing.assert_allclose(plain, np.log(7), rtol=1e-5)  # halves agree: no KL
+    shifted = same.copy()
+    shifted[2:] = np.float32([0.4, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])
+    loss = np.asarray(consistency_loss(0.0, 2.0)(y, shifted))
+    kl = (same[0] * np.log(same[0] / shifted[2])).sum()
+    ce = -np.log(shifted[2:, [0, 1]].diagonal())
+    np.testing.assert_allclose(loss[2:], ce + 2.0 * kl, rtol=1e-4)
+    np.testing.assert_allclose(loss[:2], np.log(7), rtol=1e-5)
