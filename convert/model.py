@@ -31,38 +31,50 @@ class ModelSpec:
         return asdict(self)
 
 
-# Where the int8 model has a tensor of its own: fake_quant(x, name) wraps it.
-FakeQuant = Callable[[Any, str], Any]
+@dataclass(frozen=True)
+class Simulation:
+    """How the quantization-aware graph simulates int8 (built by `convert.qat`).
+
+    `activation(x, name)` wraps each tensor the int8 model stores; the layer
+    classes stand in for Keras' and round their weights as the converter will.
+    """
+
+    activation: Callable[[Any, str], Any]
+    conv2d: Any
+    depthwise_conv2d: Any
+    dense: Any
 
 
-def build_model(spec: ModelSpec, fake_quant: FakeQuant | None = None) -> Any:
-    """The network; with `fake_quant`, the quantization-aware training graph.
+def build_model(spec: ModelSpec, simulate: Simulation | None = None) -> Any:
+    """The network; with `simulate`, the quantization-aware training graph.
 
     The training graph simulates int8 at each tensor the converted model stores
-    in int8 (after BN folding and ReLU fusion), and splits each separable
-    convolution in two because its depthwise output is such a tensor (the
-    noisiest one). `convert.qat` moves weights between the two graphs.
+    in int8 (after BN folding and ReLU fusion) and in each weight, and splits
+    each separable convolution in two because its depthwise output is such a
+    tensor (the noisiest one). `convert.qat` moves weights between the graphs.
     """
     keras = import_keras()
     layers = keras.layers
     reg = keras.regularizers.l2(spec.l2) if spec.l2 > 0 else None
+    conv2d = simulate.conv2d if simulate else layers.Conv2D
+    dense = simulate.dense if simulate else layers.Dense
 
     def quant(x, name):
-        return fake_quant(x, name) if fake_quant else x
+        return simulate.activation(x, name) if simulate else x
 
     def conv_bn(x, filters, kernel=3, strides=1, name=""):
-        x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
-                          kernel_regularizer=reg, name=f"{name}_conv")(x)
+        x = conv2d(filters, kernel, strides=strides, padding="same", use_bias=False,
+                   kernel_regularizer=reg, name=f"{name}_conv")(x)
         x = layers.BatchNormalization(name=f"{name}_bn")(x)
         return quant(layers.ReLU(name=f"{name}_relu")(x), f"{name}_relu")
 
     def sep_bn(x, filters, name, relu_follows=False):
-        if fake_quant:
-            x = layers.DepthwiseConv2D(3, padding="same", use_bias=False,
-                                       depthwise_regularizer=reg, name=f"{name}_sep_dw")(x)
+        if simulate:
+            x = simulate.depthwise_conv2d(3, padding="same", use_bias=False,
+                                          depthwise_regularizer=reg, name=f"{name}_sep_dw")(x)
             x = quant(x, f"{name}_sep_dw")
-            x = layers.Conv2D(filters, 1, use_bias=False, kernel_regularizer=reg,
-                              name=f"{name}_sep_pw")(x)
+            x = conv2d(filters, 1, use_bias=False, kernel_regularizer=reg,
+                       name=f"{name}_sep_pw")(x)
         else:
             x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False,
                                        depthwise_regularizer=reg, pointwise_regularizer=reg,
@@ -80,8 +92,8 @@ def build_model(spec: ModelSpec, fake_quant: FakeQuant | None = None) -> Any:
         # Shortcut: pool first, then 1x1 conv. A strided 1x1 conv is equivalent
         # here but crashes TF 2.20/2.21's oneDNN backward pass.
         shortcut = layers.MaxPooling2D(2, padding="same", name=f"m{m}_short_pool")(x)
-        shortcut = layers.Conv2D(filters, 1, use_bias=False, kernel_regularizer=reg,
-                                 name=f"m{m}_short_conv")(shortcut)
+        shortcut = conv2d(filters, 1, use_bias=False, kernel_regularizer=reg,
+                          name=f"m{m}_short_conv")(shortcut)
         shortcut = layers.BatchNormalization(name=f"m{m}_short_bn")(shortcut)
         shortcut = quant(shortcut, f"m{m}_short_bn")
         y = sep_bn(x, filters, f"m{m}_a", relu_follows=True)
@@ -105,7 +117,7 @@ def build_model(spec: ModelSpec, fake_quant: FakeQuant | None = None) -> Any:
     x = quant(layers.GlobalAveragePooling2D(name="gap")(x), "gap")
     if spec.dropout > 0:
         x = layers.Dropout(spec.dropout, name="dropout")(x)
-    x = quant(layers.Dense(spec.classes, kernel_regularizer=reg, name="logits")(x), "logits")
+    x = quant(dense(spec.classes, kernel_regularizer=reg, name="logits")(x), "logits")
     outputs = layers.Softmax(name="probs")(x)
     return keras.Model(inputs, outputs, name="edge_xception")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from convert.model import ModelSpec, build_model, with_input_scaling
+from convert.model import ModelSpec, Simulation, build_model, with_input_scaling
 from convert.tf_env import import_keras
 
 CORE = "edge_xception"  # the network inside the input-scaling wrapper
@@ -68,11 +68,102 @@ def fake_quant_class() -> Any:
     return FakeQuant
 
 
+@functools.cache
+def weight_rounding_classes() -> tuple[Any, Any, Any]:
+    """Conv2D, DepthwiseConv2D and Dense whose kernels are rounded like the converter's.
+
+    TFLite stores weights as symmetric per-channel int8 (-127..127). Folding batch
+    norm into a convolution scales each output channel, which leaves per-channel
+    rounding unchanged, so rounding the unfolded kernel simulates it exactly.
+    Gradients pass straight through. The rounding follows the same mode as the
+    activations, per half of the batch: the float half keeps float weights.
+    """
+    keras = import_keras()
+    ops = keras.ops
+
+    def rounded(kernel: Any, axis: int) -> Any:
+        others = tuple(i for i in range(len(kernel.shape)) if i != axis)
+        scale = ops.max(ops.abs(kernel), axis=others, keepdims=True) / 127.0 + 1e-12
+        grid = ops.clip(ops.round(kernel / scale), -127.0, 127.0) * scale
+        return kernel + ops.stop_gradient(grid - kernel)
+
+    def per_half(layer: Any, inputs: Any, apply: Any, kernel: Any, axis: int) -> Any:
+        """apply(x, kernel) on each half of the batch with its mode's kernel."""
+        first, second = _half_modes(ops, layer.active)
+        grid = rounded(kernel, axis)
+        half = ops.shape(inputs)[0] // 2
+        return ops.concatenate([
+            apply(inputs[:half], kernel + first * (grid - kernel)),
+            apply(inputs[half:], kernel + second * (grid - kernel))])
+
+    def mode_weight(layer: Any) -> None:
+        layer.active = layer.add_weight(shape=(), initializer="zeros", trainable=False,
+                                        name="active")
+
+    @keras.saving.register_keras_serializable(package="edge_emotion")
+    class RoundedConv2D(keras.layers.Conv2D):
+        def build(self, input_shape: Any) -> None:
+            super().build(input_shape)
+            mode_weight(self)
+
+        def convolution_op(self, inputs: Any, kernel: Any) -> Any:
+            parent = super().convolution_op
+            return per_half(self, inputs, parent, kernel, axis=3)
+
+    @keras.saving.register_keras_serializable(package="edge_emotion")
+    class RoundedDepthwiseConv2D(keras.layers.DepthwiseConv2D):
+        def build(self, input_shape: Any) -> None:
+            super().build(input_shape)
+            mode_weight(self)
+
+        def call(self, inputs: Any) -> Any:
+            def depthwise(x: Any, kernel: Any) -> Any:
+                return ops.depthwise_conv(x, kernel, strides=self.strides, padding=self.padding,
+                                          dilation_rate=self.dilation_rate,
+                                          data_format=self.data_format)
+
+            return per_half(self, inputs, depthwise, self.kernel, axis=2)  # (3, 3, C, 1)
+
+    @keras.saving.register_keras_serializable(package="edge_emotion")
+    class RoundedDense(keras.layers.Dense):
+        def build(self, input_shape: Any) -> None:
+            super().build(input_shape)
+            mode_weight(self)
+
+        def call(self, inputs: Any, training: Any = None) -> Any:
+            x = per_half(self, inputs, ops.matmul, self.kernel, axis=1)
+            return x if self.bias is None else ops.add(x, self.bias)
+
+    return RoundedConv2D, RoundedDepthwiseConv2D, RoundedDense
+
+
+def register() -> None:
+    """Make the simulation's layers known to Keras before a checkpoint with them loads."""
+    fake_quant_class()
+    weight_rounding_classes()
+
+
+def simulation_parameters(model: Any) -> int:
+    """How many of the model's parameters are the simulation's (ranges and modes)."""
+    return sum(int(np.prod(w.shape)) for layer in model.get_layer(CORE).layers
+               for w in layer.weights if w.name in ("low", "high", "active"))
+
+
+def _half_modes(ops: Any, active: Any) -> tuple[Any, Any]:
+    """(first half, second half) rounding weights, 0 or 1, for a layer's mode."""
+    second = ops.minimum(active, 1.0)  # ON and SECOND_HALF both round the second half
+    first = ops.where(active > 1.5, 0.0, active)
+    return first, second
+
+
 def quantization_aware_model(spec: ModelSpec) -> Any:
     """The training graph: raw pixels in, probabilities out, int8 rounding simulated."""
     keras = import_keras()
     layer = fake_quant_class()
-    core = build_model(spec, fake_quant=lambda x, name: layer(name=PREFIX + name)(x))
+    conv2d, depthwise_conv2d, dense = weight_rounding_classes()
+    core = build_model(spec, Simulation(
+        activation=lambda x, name: layer(name=PREFIX + name)(x),
+        conv2d=conv2d, depthwise_conv2d=depthwise_conv2d, dense=dense))
     return with_input_scaling(keras, core, spec)
 
 
@@ -80,12 +171,17 @@ def plain_model(spec: ModelSpec) -> Any:
     return with_input_scaling(import_keras(), build_model(spec), spec)
 
 
+def network_weights(layer: Any) -> list[Any]:
+    """A layer's own weights, without the simulation's mode variable."""
+    return [w for w in layer.weights if w.name != "active"]
+
+
 def _layers(model: Any) -> dict[str, Any]:
     try:
         core = model.get_layer(CORE)
     except ValueError:
         raise InitError(f"not an edge-emotion network (no '{CORE}' inside)") from None
-    return {layer.name: layer for layer in core.layers if layer.weights}
+    return {layer.name: layer for layer in core.layers if network_weights(layer)}
 
 
 def transfer_weights(source: Any, target: Any) -> None:
@@ -100,22 +196,25 @@ def transfer_weights(source: Any, target: Any) -> None:
             continue
         if name.endswith(("_sep_dw", "_sep_pw")) and name not in have:
             whole = have.get(name[:-3])
-            weights = [whole.get_weights()[0 if name.endswith("_dw") else 1]] if whole else None
+            weights = ([network_weights(whole)[0 if name.endswith("_dw") else 1]]
+                       if whole else None)
         elif name.endswith("_sep") and name not in have:
             halves = [have.get(name + "_dw"), have.get(name + "_pw")]
-            weights = ([halves[0].get_weights()[0], halves[1].get_weights()[0]]
+            weights = ([network_weights(halves[0])[0], network_weights(halves[1])[0]]
                        if all(halves) else None)
         else:
-            weights = have[name].get_weights() if name in have else None
+            weights = network_weights(have[name]) if name in have else None
         if weights is None:
             raise InitError(f"layer {name} is missing from the starting model")
-        expected = [tuple(w.shape) for w in layer.get_weights()]
+        targets = network_weights(layer)
+        expected = [tuple(w.shape) for w in targets]
         found = [tuple(w.shape) for w in weights]
         if found != expected:
             raise InitError(f"layer {name} has weights {found} in the starting model, "
                             f"the network built from these options expects {expected} "
                             "(give the --width/--modules/--middle/--stem it was trained with)")
-        layer.set_weights(weights)
+        for target, value in zip(targets, weights, strict=True):
+            target.assign(value)
 
 
 def fake_quant_layers(model: Any) -> list[Any]:
@@ -123,8 +222,10 @@ def fake_quant_layers(model: Any) -> list[Any]:
 
 
 def set_mode(model: Any, mode: float) -> None:
-    for layer in fake_quant_layers(model):
-        layer.active.assign(mode)
+    """OFF, ON or SECOND_HALF for every simulated tensor and weight."""
+    for layer in model.get_layer(CORE).layers:
+        if hasattr(layer, "active"):
+            layer.active.assign(mode)
 
 
 def calibrate(model: Any, pixels: np.ndarray, quantile: float, batch: int = 100,

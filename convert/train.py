@@ -108,7 +108,7 @@ def load_starting_model(keras: Any, path: Path) -> Any:
     """The trained model that `--init` fine-tunes; one-line errors for a bad file."""
     if not path.exists():
         raise qat.InitError(f"{path}: starting model not found")
-    qat.fake_quant_class()  # a quantization-aware best.keras may be the start too
+    qat.register()  # a quantization-aware checkpoint may be the start too
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a corrupt or foreign file
@@ -131,7 +131,7 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
     state_path = out_dir / STATE
     initial_epoch, best_val, elapsed_before = 0, None, 0.0
     if config.quantization_aware:
-        qat.fake_quant_class()  # registered before a checkpoint holding it is loaded
+        qat.register()  # before a checkpoint holding the simulation is loaded
     if resume and (out_dir / LAST).exists() and state_path.exists():
         state = json.loads(state_path.read_text())
         initial_epoch = int(state["epoch"])
@@ -158,8 +158,7 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
         )
     params = model.count_params()
     if config.quantization_aware:  # the simulated ranges are not part of the network
-        params -= sum(int(np.prod(w.shape)) for layer in qat.fake_quant_layers(model)
-                      for w in layer.weights)
+        params -= qat.simulation_parameters(model)
     print(f"model: {params:,} parameters ({json.dumps(config.spec.to_dict())})")
 
     typed = command or shlex.join(sys.argv)

@@ -131,3 +131,22 @@ def test_consistency_loss_adds_kl_on_the_second_half() -> None:
     ce = -np.log(shifted[2:, [0, 1]].diagonal())
     np.testing.assert_allclose(loss[2:], ce + 2.0 * kl, rtol=1e-4)
     np.testing.assert_allclose(loss[:2], np.log(7), rtol=1e-5)
+
+
+def test_weights_are_rounded_per_channel_like_the_converter() -> None:
+    """Symmetric per-output-channel int8 (-127..127), as TFLite stores kernels."""
+    from convert.qat import weight_rounding_classes
+
+    _, _, dense_class = weight_rounding_classes()
+    layer = dense_class(3, use_bias=False)
+    layer.build((None, 4))
+    kernel = np.float32([[0.5, -0.01, 2.0], [0.25, 0.003, -1.0],
+                         [-0.125, 0.02, 0.7], [0.3, -0.0171, 0.01]])
+    layer.kernel.assign(kernel)
+    inputs = np.eye(4, dtype=np.float32)  # rows of the output are the kernel's rows
+    np.testing.assert_allclose(np.asarray(layer(inputs)), kernel, atol=1e-7)  # OFF
+    layer.active.assign(1.0)
+    scale = np.abs(kernel).max(axis=0) / 127
+    expected = np.clip(np.rint(kernel / scale), -127, 127) * scale
+    np.testing.assert_allclose(np.asarray(layer(inputs)), expected, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(expected, kernel, atol=1e-5)
