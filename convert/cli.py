@@ -175,16 +175,23 @@ def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, mod
 @click.option("--range-quantile", default=None, type=float,
               help="Activation ranges: this quantile of the per-face extremes "
                    "(1 = TFLite's absolute min/max).  [default: 0.95]")
+@click.option("--equalize-cap", default=None, type=float,
+              help="Scale depthwise output channels toward the widest, at most this much, "
+                   "before converting (exact in float; 0 = off).  [default: 8]")
 @click.option("--mirror-average", is_flag=True,
               help="Tell the device to average each face with its mirror image (2 invokes).")
 def quantize(model_path: Path, data_path: Path, out_path: Path, calibration_size: int, seed: int,
-             framing_json: str | None, range_quantile: float | None, mirror_average: bool) -> None:
+             framing_json: str | None, range_quantile: float | None,
+             equalize_cap: float | None, mirror_average: bool) -> None:
     """Convert a Keras MODEL (.keras, .h5, SavedModel folder) to a full-int8 TFLite model."""
+    from convert.equalize import DEFAULT_CAP
     from convert.quantize import DEFAULT_RANGE_QUANTILE, ConversionError, load_framing
     from convert.quantize import quantize as run_quantize
 
     if range_quantile is not None and not 0.5 <= range_quantile <= 1:
         fail(f"--range-quantile must be in 0.5..1, is {range_quantile:g}")
+    if equalize_cap is not None and equalize_cap != 0 and equalize_cap < 1:
+        fail(f"--equalize-cap must be 0 (off) or >= 1, is {equalize_cap:g}")
     if npz_split(data_path) in HELD_OUT:  # test faces must not shape the model, even here
         fail(f"{data_path}: calibrate on training data, not a test split")
     try:
@@ -192,7 +199,8 @@ def quantize(model_path: Path, data_path: Path, out_path: Path, calibration_size
         train_faces = load_faces(data_path, "train")
         sidecar = run_quantize(
             model_path, train_faces, out_path, calibration_size, seed, framing, mirror_average,
-            DEFAULT_RANGE_QUANTILE if range_quantile is None else range_quantile)
+            DEFAULT_RANGE_QUANTILE if range_quantile is None else range_quantile,
+            DEFAULT_CAP if equalize_cap is None else equalize_cap)
     except (DataError, ModelError, ConversionError) as exc:
         fail(str(exc))
     except OSError as exc:  # e.g. --out in a read-only folder

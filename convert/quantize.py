@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from convert.data import SIDE, FaceSet
+from convert.equalize import DEFAULT_CAP, equalize_separable
 from convert.ranges import quantize_calibrated, robust_ranges
 from convert.tf_env import import_tensorflow
 from edge.align import FER_FRAMING
@@ -159,21 +160,28 @@ class Calibration:
     seed: int
     range_quantile: float  # 1: TFLite's absolute min/max; below: convert.ranges
     index: np.ndarray  # which training faces were drawn
+    equalize_cap: float = DEFAULT_CAP  # convert.equalize before converting; 0: off
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "per_class": self.per_class, "total": len(self.x),
                 "seed": self.seed, "range_quantile": self.range_quantile,
                 "ranges": ("absolute min/max" if self.range_quantile >= 1 else
-                           f"{self.range_quantile:g}-quantile of per-face extremes")}
+                           f"{self.range_quantile:g}-quantile of per-face extremes"),
+                "equalization": (f"depthwise output channels scaled toward the widest, "
+                                 f"at most {self.equalize_cap:g}x" if self.equalize_cap > 0
+                                 else "none")}
 
 
 def calibration_set(faces: FaceSet, size: int, seed: int, classes: int = len(FER2013_LABELS),
-                    range_quantile: float = DEFAULT_RANGE_QUANTILE) -> Calibration:
+                    range_quantile: float = DEFAULT_RANGE_QUANTILE,
+                    equalize_cap: float = DEFAULT_CAP) -> Calibration:
     """Class-balanced sample: Disgust is 1.5% of FER2013, yet its activations count too."""
     if size < 1:
         raise ConversionError(f"calibration size must be >= 1, is {size}")
     if not 0.5 <= range_quantile <= 1.0:
         raise ConversionError(f"range quantile must be in 0.5..1, is {range_quantile:g}")
+    if equalize_cap != 0 and equalize_cap < 1:
+        raise ConversionError(f"equalization cap must be 0 (off) or >= 1, is {equalize_cap:g}")
     rng = np.random.default_rng(seed)
     per_class = max(1, size // classes)
     picked: list[np.ndarray] = []
@@ -186,7 +194,7 @@ def calibration_set(faces: FaceSet, size: int, seed: int, classes: int = len(FER
     # Record what was drawn: a class short of faces shows as total < 7 * per_class.
     drawn = max(len(p) for p in picked)
     return Calibration(x[..., None].astype(np.float32), faces.source, drawn, seed,
-                       range_quantile, index)
+                       range_quantile, index, equalize_cap)
 
 
 def _pin_input_range(x: np.ndarray) -> np.ndarray:
@@ -226,7 +234,10 @@ def convert(tf: Any, model_path: Path, calibration: Calibration) -> bytes:
     if kind == "savedmodel":
         converter = tf.lite.TFLiteConverter.from_saved_model(str(model_path))
     else:
-        converter = tf.lite.TFLiteConverter.from_keras_model(load_keras_model(tf, model_path))
+        model = load_keras_model(tf, model_path)
+        if calibration.equalize_cap > 0:  # exact in float; finer int8 steps
+            equalize_separable(tf.keras, model, calibration.x, calibration.equalize_cap)
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset(calibration)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -392,13 +403,14 @@ def build_sidecar(inspection: Inspection, content: bytes, model_path: Path,
 def quantize(model_path: Path, train_faces: FaceSet, out_path: Path, calibration_size: int = 1000,
              seed: int = 1234, framing: dict[str, float] | None = None,
              mirror_average: bool = False,
-             range_quantile: float = DEFAULT_RANGE_QUANTILE) -> dict[str, Any]:
+             range_quantile: float = DEFAULT_RANGE_QUANTILE,
+             equalize_cap: float = DEFAULT_CAP) -> dict[str, Any]:
     """Convert, check, then write OUT.tflite and OUT.json; returns the sidecar."""
     model_kind(model_path)  # fail on a missing or foreign file before importing TensorFlow
     if out_path.suffix != ".tflite":
         raise ConversionError(f"{out_path}: output must end in .tflite")
     calibration = calibration_set(train_faces, calibration_size, seed,
-                                  range_quantile=range_quantile)
+                                  range_quantile=range_quantile, equalize_cap=equalize_cap)
     tf = quiet_tensorflow()
     content = convert(tf, model_path, calibration)
     inspection = inspect_tflite(content)

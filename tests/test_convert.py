@@ -252,6 +252,7 @@ def test_robust_ranges_are_never_wider_than_absolute(csv_pipeline: Pipeline,
                       "--range-quantile", 1))
     sidecar = json.loads(absolute.with_suffix(".json").read_text())
     assert sidecar["calibration"]["ranges"] == "absolute min/max"
+    assert sidecar["calibration"]["equalization"].startswith("depthwise output channels")
     wide, robust = activation_scales(absolute), activation_scales(csv_pipeline.tflite)
     shared = [name for name in robust if name in wide]
     assert len(shared) >= 10
@@ -260,6 +261,12 @@ def test_robust_ranges_are_never_wider_than_absolute(csv_pipeline: Pipeline,
     # The pinned input and the fixed softmax output keep their exact quantization.
     assert sidecar["input"] == csv_pipeline.sidecar_before_evaluate["input"]
     assert sidecar["output"] == csv_pipeline.sidecar_before_evaluate["output"]
+
+
+def test_equalize_cap_out_of_bounds(fake_data: dict[str, Path], tmp_path: Path) -> None:
+    result = run_cli("quantize", tmp_path / "missing.keras", "--data", fake_data["csv"],
+                     "--out", tmp_path / "m.tflite", "--equalize-cap", "0.5")
+    assert_one_line_error(result, "--equalize-cap")
 
 
 def test_range_quantile_out_of_bounds(fake_data: dict[str, Path], tmp_path: Path) -> None:
