@@ -180,8 +180,7 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         "",
         f"Measured by `edge-convert evaluate` through the device's own classifier "
         f"(`edge/classify.py`), {report['data']['n']:,} faces"
-        + (", each averaged with its mirror image (sidecar `inference.mirror_average`; the "
-           "float model likewise)" if report.get("inference", {}).get("mirror_average") else "")
+        + _inference_phrase(report.get("inference", {}))
         + ":",
         "",
         "| | accuracy |",
@@ -194,7 +193,8 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
     latency = report["latency_ms"]
     lines += [
         f"| latency per face, 1 thread ({latency['runtime']}, {latency['machine']}) | "
-        f"{latency['median']:.3f} ms median |",
+        + (f"{latency['mean']:.3f} ms mean, {latency['median']:.3f} ms median |"
+           if "mean" in latency else f"{latency['median']:.3f} ms median |"),
         "",
         "Per class (int8):",
         "",
@@ -206,6 +206,18 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         LIMITS,
     ]
     return "\n".join(lines)
+
+
+def _inference_phrase(inference: dict[str, Any]) -> str:
+    if not inference.get("mirror_average"):
+        return ""
+    if "mirror_margin" in inference:
+        return (f", faces whose top two probabilities differ by less than "
+                f"{inference['mirror_margin']:g} averaged with their mirror image "
+                f"({inference['mirrored_fraction']:.1%} of them; sidecar `inference`; the float "
+                "model by the same rule)")
+    return (", each averaged with its mirror image (sidecar `inference.mirror_average`; the "
+            "float model likewise)")
 
 
 def _hardware(run: dict[str, Any]) -> str:

@@ -180,9 +180,13 @@ def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, mod
                    "before converting (exact in float; 0 = off).  [default: 8]")
 @click.option("--mirror-average", is_flag=True,
               help="Tell the device to average each face with its mirror image (2 invokes).")
+@click.option("--mirror-margin", default=None, type=float,
+              help="With --mirror-average: mirror only faces whose top two probabilities "
+                   "differ by less than this (1 = every face).  [default: 1]")
 def quantize(model_path: Path, data_path: Path, out_path: Path, calibration_size: int, seed: int,
              framing_json: str | None, range_quantile: float | None,
-             equalize_cap: float | None, mirror_average: bool) -> None:
+             equalize_cap: float | None, mirror_average: bool,
+             mirror_margin: float | None) -> None:
     """Convert a Keras MODEL (.keras, .h5, SavedModel folder) to a full-int8 TFLite model."""
     from convert.equalize import DEFAULT_CAP
     from convert.quantize import DEFAULT_RANGE_QUANTILE, ConversionError, load_framing
@@ -192,6 +196,8 @@ def quantize(model_path: Path, data_path: Path, out_path: Path, calibration_size
         fail(f"--range-quantile must be in 0.5..1, is {range_quantile:g}")
     if equalize_cap is not None and equalize_cap != 0 and equalize_cap < 1:
         fail(f"--equalize-cap must be 0 (off) or >= 1, is {equalize_cap:g}")
+    if mirror_margin is not None and not (mirror_average and 0 < mirror_margin <= 1):
+        fail("--mirror-margin must be in (0, 1] and needs --mirror-average")
     if npz_split(data_path) in HELD_OUT:  # test faces must not shape the model, even here
         fail(f"{data_path}: calibrate on training data, not a test split")
     try:
@@ -199,8 +205,9 @@ def quantize(model_path: Path, data_path: Path, out_path: Path, calibration_size
         train_faces = load_faces(data_path, "train")
         sidecar = run_quantize(
             model_path, train_faces, out_path, calibration_size, seed, framing, mirror_average,
-            DEFAULT_RANGE_QUANTILE if range_quantile is None else range_quantile,
-            DEFAULT_CAP if equalize_cap is None else equalize_cap)
+            range_quantile=DEFAULT_RANGE_QUANTILE if range_quantile is None else range_quantile,
+            equalize_cap=DEFAULT_CAP if equalize_cap is None else equalize_cap,
+            mirror_margin=1.0 if mirror_margin is None else mirror_margin)
     except (DataError, ModelError, ConversionError) as exc:
         fail(str(exc))
     except OSError as exc:  # e.g. --out in a read-only folder

@@ -100,11 +100,19 @@ def weight_rounding_classes() -> tuple[Any, Any, Any]:
         layer.active = layer.add_weight(shape=(), initializer="zeros", trainable=False,
                                         name="active")
 
+    def load_network_weights(layer: Any, store: Any) -> None:
+        """Keras saves a convolution's kernel and bias only: the mode is set afresh anyway."""
+        for i, variable in enumerate(network_weights(layer)):
+            variable.assign(store[str(i)])
+
     @keras.saving.register_keras_serializable(package="edge_emotion")
     class RoundedConv2D(keras.layers.Conv2D):
         def build(self, input_shape: Any) -> None:
             super().build(input_shape)
             mode_weight(self)
+
+        def load_own_variables(self, store: Any) -> None:
+            load_network_weights(self, store)
 
         def convolution_op(self, inputs: Any, kernel: Any) -> Any:
             parent = super().convolution_op
@@ -115,6 +123,9 @@ def weight_rounding_classes() -> tuple[Any, Any, Any]:
         def build(self, input_shape: Any) -> None:
             super().build(input_shape)
             mode_weight(self)
+
+        def load_own_variables(self, store: Any) -> None:
+            load_network_weights(self, store)
 
         def call(self, inputs: Any) -> Any:
             def depthwise(x: Any, kernel: Any) -> Any:
@@ -130,6 +141,9 @@ def weight_rounding_classes() -> tuple[Any, Any, Any]:
             super().build(input_shape)
             mode_weight(self)
 
+        def load_own_variables(self, store: Any) -> None:
+            load_network_weights(self, store)
+
         def call(self, inputs: Any, training: Any = None) -> Any:
             x = per_half(self, inputs, ops.matmul, self.kernel, axis=1)
             return x if self.bias is None else ops.add(x, self.bias)
@@ -141,6 +155,7 @@ def register() -> None:
     """Make the simulation's layers known to Keras before a checkpoint with them loads."""
     fake_quant_class()
     weight_rounding_classes()
+    consistency_loss_class()
 
 
 def simulation_parameters(model: Any) -> int:
@@ -257,27 +272,47 @@ def calibrate(model: Any, pixels: np.ndarray, quantile: float, batch: int = 100,
     set_mode(model, mode)
 
 
-def consistency_loss(label_smoothing: float, weight: float) -> Any:
-    """Cross-entropy on both halves plus `weight` x KL(float || int8) on the second.
-
-    The batch is [faces; the same faces] in SECOND_HALF mode, so each face is seen
-    by the float network and by the simulated int8 one; the KL term pulls the two
-    together, which is what int8-vs-float agreement measures. Per-face values, so
-    Keras still applies the class weights.
-    """
+@functools.cache
+def consistency_loss_class() -> Any:
+    """The loss of `--consistency` runs, a registered class so checkpoints reload."""
     keras = import_keras()
     ops = keras.ops
     eps = 1e-7
 
-    def loss(y_true: Any, y_pred: Any) -> Any:
-        cross_entropy = keras.losses.categorical_crossentropy(
-            y_true, y_pred, label_smoothing=label_smoothing)
-        n = ops.shape(y_pred)[0] // 2
-        floats, rounded = y_pred[:n], y_pred[n:]
-        divergence = ops.sum(floats * (ops.log(floats + eps) - ops.log(rounded + eps)), axis=-1)
-        return cross_entropy + weight * ops.concatenate([ops.zeros_like(divergence), divergence])
+    @keras.saving.register_keras_serializable(package="edge_emotion")
+    class ConsistencyLoss(keras.losses.Loss):
+        """Cross-entropy on both halves plus `weight` x KL(float || int8) on the second.
 
-    return loss
+        The batch is [faces; the same faces] in SECOND_HALF mode, so each face is seen
+        by the float network and by the simulated int8 one; the KL term pulls the two
+        together, which is what int8-vs-float agreement measures. Per-face values, so
+        Keras still applies the class weights.
+        """
+
+        def __init__(self, label_smoothing: float = 0.0, weight: float = 1.0,
+                     **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.label_smoothing, self.weight = label_smoothing, weight
+
+        def call(self, y_true: Any, y_pred: Any) -> Any:
+            cross_entropy = keras.losses.categorical_crossentropy(
+                y_true, y_pred, label_smoothing=self.label_smoothing)
+            n = ops.shape(y_pred)[0] // 2
+            floats, rounded = y_pred[:n], y_pred[n:]
+            divergence = ops.sum(floats * (ops.log(floats + eps) - ops.log(rounded + eps)),
+                                 axis=-1)
+            return cross_entropy + self.weight * ops.concatenate(
+                [ops.zeros_like(divergence), divergence])
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "label_smoothing": self.label_smoothing,
+                    "weight": self.weight}
+
+    return ConsistencyLoss
+
+
+def consistency_loss(label_smoothing: float, weight: float) -> Any:
+    return consistency_loss_class()(label_smoothing=label_smoothing, weight=weight)
 
 
 def validation_scores(model: Any, pixels: np.ndarray, labels: np.ndarray,

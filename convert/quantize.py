@@ -28,7 +28,7 @@ from convert.equalize import DEFAULT_CAP, equalize_separable
 from convert.ranges import quantize_calibrated, robust_ranges
 from convert.tf_env import import_tensorflow
 from edge.align import FER_FRAMING
-from edge.classify import SIDECAR_FORMAT, load_interpreter_class, sha256_of
+from edge.classify import ALWAYS, SIDECAR_FORMAT, load_interpreter_class, sha256_of
 from edge.errors import ModelError, first_line
 from edge.labels import FER2013_LABELS
 
@@ -371,8 +371,12 @@ def load_framing(value: str | None) -> dict[str, float]:
 
 def build_sidecar(inspection: Inspection, content: bytes, model_path: Path,
                   calibration: Calibration, framing: dict[str, float],
-                  tf_version: str, mirror_average: bool = False) -> dict[str, Any]:
+                  tf_version: str, mirror_average: bool = False,
+                  mirror_margin: float = ALWAYS) -> dict[str, Any]:
     """The device's contract for this model (edge.classify.Sidecar reads it)."""
+    inference: dict[str, Any] = {"mirror_average": mirror_average}
+    if mirror_average and mirror_margin < ALWAYS:  # only near-ties get the second invoke
+        inference["mirror_margin"] = mirror_margin
     return {
         "format": SIDECAR_FORMAT,
         "labels": list(FER2013_LABELS),
@@ -390,7 +394,7 @@ def build_sidecar(inspection: Inspection, content: bytes, model_path: Path,
         },
         "framing": framing,
         # Average each face with its mirror image (the network was trained on both).
-        "inference": {"mirror_average": mirror_average},
+        "inference": inference,
         "source_model": {"path": str(model_path), "sha256": source_sha256(model_path)},
         "tflite_sha256": hashlib.sha256(content).hexdigest(),
         "size_bytes": len(content),
@@ -404,7 +408,8 @@ def quantize(model_path: Path, train_faces: FaceSet, out_path: Path, calibration
              seed: int = 1234, framing: dict[str, float] | None = None,
              mirror_average: bool = False,
              range_quantile: float = DEFAULT_RANGE_QUANTILE,
-             equalize_cap: float = DEFAULT_CAP) -> dict[str, Any]:
+             equalize_cap: float = DEFAULT_CAP,
+             mirror_margin: float = ALWAYS) -> dict[str, Any]:
     """Convert, check, then write OUT.tflite and OUT.json; returns the sidecar."""
     model_kind(model_path)  # fail on a missing or foreign file before importing TensorFlow
     if out_path.suffix != ".tflite":
@@ -417,7 +422,7 @@ def quantize(model_path: Path, train_faces: FaceSet, out_path: Path, calibration
     check_full_int8(inspection)
     sidecar = build_sidecar(inspection, content, model_path, calibration,
                             dict(DEFAULT_FRAMING) if framing is None else framing, tf.__version__,
-                            mirror_average)
+                            mirror_average, mirror_margin)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
     tmp.write_bytes(content)

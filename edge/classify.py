@@ -21,6 +21,31 @@ import numpy as np
 from edge.errors import ModelError, first_line
 
 SIDECAR_FORMAT = "edge-emotion-model/1"
+ALWAYS = 1.0  # a mirror margin no pair of probabilities reaches: every face is mirrored
+
+
+def needs_mirror(probabilities: np.ndarray, margin: float) -> np.ndarray:
+    """Which faces get the mirror pass: those whose top two classes are within `margin`.
+
+    A confident face keeps its class whether or not it is averaged with its mirror
+    image; the second invoke only changes the answer near a tie, so it is spent there.
+    The same rule runs on the float model in `edge-convert evaluate`.
+    """
+    if margin >= ALWAYS:
+        return np.ones(len(probabilities), dtype=bool)
+    top_two = np.sort(probabilities, axis=1)[:, -2:]
+    return (top_two[:, 1] - top_two[:, 0]) < margin
+
+
+def mirror_averaged(first: np.ndarray, faces: np.ndarray, margin: float,
+                    predict: Any) -> np.ndarray:
+    """`first` with the uncertain faces averaged with predict(their mirror images)."""
+    redo = needs_mirror(first, margin)
+    if not redo.any():
+        return first
+    out = first.copy()
+    out[redo] = 0.5 * (first[redo] + predict(np.ascontiguousarray(faces[redo][:, :, ::-1])))
+    return out
 
 
 def load_interpreter_class() -> tuple[Any, str]:
@@ -87,6 +112,7 @@ class Sidecar:
     std: float
     framing: dict[str, float]
     mirror_average: bool
+    mirror_margin: float  # mirror only faces whose top-two probabilities are closer
     raw: dict[str, Any]
 
     @classmethod
@@ -103,6 +129,7 @@ class Sidecar:
                 std=float(norm["std"]),
                 framing={k: float(v) for k, v in raw.get("framing", {}).items()},
                 mirror_average=bool(raw.get("inference", {}).get("mirror_average", False)),
+                mirror_margin=float(raw.get("inference", {}).get("mirror_margin", ALWAYS)),
                 raw=raw,
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -120,9 +147,11 @@ class EmotionClassifier:
             raise ModelError(f"{self.model_path}: model file not found")
         self.sidecar = Sidecar.read(
             Path(sidecar_path) if sidecar_path else self.model_path.with_suffix(".json"))
-        # None: as the sidecar says (the model was evaluated that way).
+        # None: as the sidecar says (the model was evaluated that way); True forces
+        # every face to be mirrored.
         self.mirror_average = (self.sidecar.mirror_average if mirror_average is None
                                else mirror_average)
+        self.mirror_margin = self.sidecar.mirror_margin if mirror_average is None else ALWAYS
         interpreter_class, self.runtime = load_interpreter_class()
         try:
             with native_stderr_silenced():
@@ -175,15 +204,20 @@ class EmotionClassifier:
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
         """Class probabilities (N, classes) for uint8 (N, 48, 48) faces."""
+        out = self.predict_once(faces)
+        if self.mirror_average:  # test-time mirroring: one more invoke, steadier output
+            out = mirror_averaged(out, faces if faces.ndim == 3 else faces[None],
+                                  self.mirror_margin, self.predict_once)
+        return out
+
+    def predict_once(self, faces: np.ndarray) -> np.ndarray:
+        """One pass of the model, without mirroring."""
         if faces.ndim == 2:
             faces = faces[None]
         if faces.shape[1:] != (self.input_size, self.input_size):
             raise ValueError(f"faces must be (N, {self.input_size}, {self.input_size}), "
                              f"got {faces.shape}")
-        out = self._invoke_each(self.preprocess(faces))
-        if self.mirror_average:  # test-time mirroring: one more invoke, steadier output
-            out = 0.5 * (out + self._invoke_each(self.preprocess(faces[:, :, ::-1])))
-        return out
+        return self._invoke_each(self.preprocess(faces))
 
     def _invoke_each(self, tensor: np.ndarray) -> np.ndarray:
         out = np.empty((len(tensor), len(self.labels)), dtype=np.float32)

@@ -67,8 +67,8 @@ class ModelConfig:
     landmarks: str = ""  # "" = face-recognition-models' 68-point file
     threads: int = 1
     smoothing: float = 0.5  # seconds: time constant of the per-face probability average
-    # "auto": as the model's sidecar says; "off" halves classification time, "on" forces
-    # averaging each face with its mirror image (2 invokes).
+    # "auto": as the model's sidecar says (which may mirror only near-ties); "off": one
+    # invoke per face; "on" forces averaging every face with its mirror image (2 invokes).
     mirror_average: str = "auto"
 
 

@@ -57,6 +57,41 @@ def test_mirror_average_from_the_sidecar_unless_overridden(tmp_path: Path,
     assert np.allclose(forced.predict(faces), averaged)
 
 
+def test_mirror_margin_mirrors_only_near_ties(tmp_path: Path) -> None:
+    """A sidecar margin: the second invoke only for faces whose top two are close."""
+    model = tmp_path / "m.tflite"
+    shutil.copy(MODEL, model)
+    shutil.copy(MODEL.with_suffix(".json"), model.with_suffix(".json"))
+    faces = np.random.default_rng(2).integers(0, 256, (40, 48, 48), dtype=np.uint8)
+    single = EmotionClassifier(model, threads=1, mirror_average=False)
+    plain, flipped = single.predict(faces), single.predict(faces[:, :, ::-1])
+    top_two = np.sort(plain, axis=1)[:, -2:]
+    margins = top_two[:, 1] - top_two[:, 0]
+    margin = float(np.median(margins))  # half the faces on each side
+    sidecar = json.loads(MODEL.with_suffix(".json").read_text())
+    sidecar["inference"] = {"mirror_average": True, "mirror_margin": margin}
+    model.with_suffix(".json").write_text(json.dumps(sidecar))
+
+    gated = EmotionClassifier(model, threads=1)
+    assert gated.mirror_margin == margin
+    near = margins < margin
+    assert 0 < near.sum() < len(faces)
+    expected = np.where(near[:, None], 0.5 * (plain + flipped), plain)
+    assert np.allclose(gated.predict(faces), expected)
+    # One face at a time, as the device calls it, gives the same.
+    assert np.allclose(np.concatenate([gated.predict(f) for f in faces]), expected)
+    forced = EmotionClassifier(model, threads=1, mirror_average=True)  # config "on": all
+    assert np.allclose(forced.predict(faces), 0.5 * (plain + flipped))
+
+
+def test_needs_mirror_rule() -> None:
+    from edge.classify import ALWAYS, needs_mirror
+
+    probs = np.array([[0.5, 0.45, 0.05], [0.9, 0.05, 0.05], [0.35, 0.3, 0.35]])
+    assert needs_mirror(probs, 0.1).tolist() == [True, False, True]
+    assert needs_mirror(probs, ALWAYS).all()
+
+
 def test_config_mirror_average_choices(tmp_path: Path) -> None:
     from edge import config
 

@@ -217,7 +217,9 @@ def test_sidecar_is_complete_and_right(pipeline: Pipeline) -> None:
                                       "per_class": TRAIN_PER_CLASS,
                                       "total": 7 * TRAIN_PER_CLASS, "seed": 7,
                                       "range_quantile": DEFAULT_RANGE_QUANTILE,
-                                      "ranges": "0.95-quantile of per-face extremes"}
+                                      "ranges": "0.95-quantile of per-face extremes",
+                                      "equalization": "depthwise output channels scaled "
+                                                      "toward the widest, at most 8x"}
     assert sidecar["converter"]["tensorflow"].startswith("2.")
     assert sidecar["metrics"] == {}
     parsed = Sidecar.read(pipeline.tflite.with_suffix(".json"))
@@ -261,6 +263,31 @@ def test_robust_ranges_are_never_wider_than_absolute(csv_pipeline: Pipeline,
     # The pinned input and the fixed softmax output keep their exact quantization.
     assert sidecar["input"] == csv_pipeline.sidecar_before_evaluate["input"]
     assert sidecar["output"] == csv_pipeline.sidecar_before_evaluate["output"]
+
+
+@slow
+def test_mirror_margin_in_sidecar_and_evaluation(csv_pipeline: Pipeline, tmp_path: Path) -> None:
+    tflite = tmp_path / "gated.tflite"
+    assert_ok(run_cli("quantize", csv_pipeline.keras, "--data", csv_pipeline.data, "--out",
+                      tflite, "--calibration-size", 7 * TRAIN_PER_CLASS, "--mirror-average",
+                      "--mirror-margin", "0.5"))
+    inference = json.loads(tflite.with_suffix(".json").read_text())["inference"]
+    assert inference == {"mirror_average": True, "mirror_margin": 0.5}
+    report_path = tmp_path / "report.json"
+    result = assert_ok(run_cli("evaluate", tflite, "--data", csv_pipeline.data, "--keras",
+                               csv_pipeline.keras, "--report", report_path,
+                               "--latency-faces", 10))
+    report = json.loads(report_path.read_text())
+    assert report["inference"]["mirror_margin"] == 0.5
+    assert 0.0 <= report["inference"]["mirrored_fraction"] <= 1.0
+    assert "got the mirror pass" in result.output
+    assert report["latency_ms"]["mean"] > 0 and report["agreement"]["argmax"] >= 0.9
+
+
+def test_mirror_margin_needs_mirror_average(fake_data: dict[str, Path], tmp_path: Path) -> None:
+    result = run_cli("quantize", tmp_path / "missing.keras", "--data", fake_data["csv"],
+                     "--out", tmp_path / "m.tflite", "--mirror-margin", "0.3")
+    assert_one_line_error(result, "--mirror-margin")
 
 
 def test_equalize_cap_out_of_bounds(fake_data: dict[str, Path], tmp_path: Path) -> None:
@@ -324,10 +351,15 @@ def with_epochs(n: int) -> list[str]:
 def test_quantization_aware_fine_tune(csv_pipeline: Pipeline, tmp_path: Path) -> None:
     """--init + --quantization-aware: a plain best.keras that quantizes and follows float."""
     run = tmp_path / "qat"
-    assert_ok(run_cli("train", "--data", csv_pipeline.data, "--out", run, *with_epochs(2),
-                      "--init", csv_pipeline.keras, "--quantization-aware"))
+    fine_tune = [*with_epochs(2), "--lr", "0.001"]  # as fine-tuning is meant: a low rate
+    assert_ok(run_cli("train", "--data", csv_pipeline.data, "--out", run, *fine_tune,
+                      "--init", csv_pipeline.keras, "--quantization-aware", "--consistency", "5"))
     record = json.loads((run / "run.json").read_text())
     assert record["config"]["quantization_aware"] is True
+    assert record["config"]["consistency"] == 5
+    with open(run / "history.csv") as f:  # both networks validated every epoch
+        assert {"val_accuracy", "val_float_accuracy", "val_agreement"} <= set(
+            next(csv.DictReader(f)))
     assert record["config"]["init"] == str(csv_pipeline.keras)
     assert "--quantization-aware" in record["command"]
     # best.keras is the deployable graph: the same layers as the model it started from.
@@ -353,8 +385,10 @@ def test_quantization_aware_fine_tune(csv_pipeline: Pipeline, tmp_path: Path) ->
     assert f"{json.loads((run / 'run.json').read_text())['parameters']:,} parameters" in text
     assert record["parameters"] == base_parameters(csv_pipeline)
     # A quantization-aware run resumes from its own last checkpoint.
-    assert_ok(run_cli("train", "--data", csv_pipeline.data, "--out", run, *with_epochs(3),
-                      "--init", csv_pipeline.keras, "--quantization-aware", "--resume"))
+    fine_tune[fine_tune.index("--epochs") + 1] = "3"
+    assert_ok(run_cli("train", "--data", csv_pipeline.data, "--out", run, *fine_tune,
+                      "--init", csv_pipeline.keras, "--quantization-aware", "--consistency", "5",
+                      "--resume"))
     assert json.loads((run / "run.json").read_text())["epochs_run"] == 3
 
 
@@ -482,7 +516,9 @@ def test_calibration_is_class_balanced_and_seeded() -> None:
     calibration = calibration_set(faces, 70, seed=3)
     assert calibration.to_dict() == {"source": "fake", "per_class": 10, "total": 64, "seed": 3,
                                      "range_quantile": DEFAULT_RANGE_QUANTILE,
-                                     "ranges": "0.95-quantile of per-face extremes"}
+                                     "ranges": "0.95-quantile of per-face extremes",
+                                     "equalization": "depthwise output channels scaled "
+                                                     "toward the widest, at most 8x"}
     assert calibration.x.shape == (64, 48, 48, 1) and calibration.x.dtype == np.float32
     assert np.array_equal(calibration.x, calibration_set(faces, 70, seed=3).x)
     assert not np.array_equal(calibration.x, calibration_set(faces, 70, seed=4).x)

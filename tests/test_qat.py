@@ -122,11 +122,11 @@ def test_consistency_loss_adds_kl_on_the_second_half() -> None:
 
     y = np.eye(7, dtype=np.float32)[[0, 1, 0, 1]]
     same = np.full((4, 7), 1 / 7, np.float32)
-    plain = np.asarray(consistency_loss(0.0, 1.0)(y, same))
+    plain = np.asarray(consistency_loss(0.0, 1.0).call(y, same))  # per face
     np.testing.assert_allclose(plain, np.log(7), rtol=1e-5)  # halves agree: no KL
     shifted = same.copy()
     shifted[2:] = np.float32([0.4, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])
-    loss = np.asarray(consistency_loss(0.0, 2.0)(y, shifted))
+    loss = np.asarray(consistency_loss(0.0, 2.0).call(y, shifted))
     kl = (same[0] * np.log(same[0] / shifted[2])).sum()
     ce = -np.log(shifted[2:, [0, 1]].diagonal())
     np.testing.assert_allclose(loss[2:], ce + 2.0 * kl, rtol=1e-4)
