@@ -106,8 +106,11 @@ def _commands(run: dict[str, Any]) -> list[str]:
 def _fine_tune_line(folder: Path, run: dict[str, Any]) -> str:
     cfg = run["config"]
     kind = ("Quantization-aware fine-tuning (int8 rounding simulated at every tensor the "
-            "int8 model stores, ranges re-measured each epoch; `convert/qat.py`)"
-            if cfg.get("quantization_aware") else "Fine-tuning")
+            "int8 model stores and in the weights, ranges re-measured each epoch; "
+            "`convert/qat.py`)" if cfg.get("quantization_aware") else "Fine-tuning")
+    if cfg.get("consistency"):
+        kind += (f" with a KL(float || int8) term of weight {cfg['consistency']:g}, each face "
+                 "seen by both networks")
     return (f"- {kind}: from `{cfg['init']}`, {run.get('epochs_run', '?')} of {cfg['epochs']} "
             f"epochs (best by PublicTest accuracy: {_best_epoch(folder)}), Adam lr "
             f"{cfg['learning_rate']:g}, " + _schedule(cfg) + "the same augmentation, "
@@ -147,8 +150,9 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         "",
         "## Training",
         "",
-        f"Trained on {_hardware(base)} by this repository's own command"
-        + ("s" if len(chain) > 1 else "") + ":",
+        (f"Trained on {_hardware(base)} by this repository's own command:" if len(chain) == 1
+         else f"Trained on {_hardware(base)}, then fine-tuned on {_hardware(run)}, by this "
+              "repository's own commands:"),
         "",
         "```sh",
         *[line for _, r in chain for line in _commands(r)],
@@ -174,6 +178,7 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         f"- Quantization: {sidecar['calibration']['total']} calibration faces drawn "
         f"class-balanced from the training split (seed {sidecar['calibration']['seed']}); "
         f"activation ranges: {sidecar['calibration'].get('ranges', 'absolute min/max')}; "
+        f"equalization: {sidecar['calibration'].get('equalization', 'none')}; "
         "int8 input (raw pixel - 128, exact), int8 output, int8 builtin ops only.",
         "",
         "## Results on PublicTest",

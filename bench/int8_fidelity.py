@@ -1,0 +1,67 @@
+"""How closely each int8 conversion follows its float model, without PublicTest.
+
+For each float Keras model given, quantize it (with and without depthwise
+equalization) and compare int8 and float on augmented Training faces outside the
+calibration set (the faces of bench/mirror_margin.py): one-pass argmax agreement
+and mean |probability difference|. This is how the shipped model was chosen
+among the plain, the quantization-aware and the consistency fine-tuned networks.
+
+    python bench/int8_fidelity.py runs/gpu/w40_base/best.keras runs/qat_cw100/best.keras \\
+        --data ../shared/data/fer2013/train.npz --json docs/training/int8_fidelity.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.mirror_margin import UNSEEN_LIKE
+from convert.augment import augment_batch
+from convert.data import load_faces
+from convert.equalize import DEFAULT_CAP
+from convert.evaluate import float_probabilities
+from convert.quantize import calibration_set, quantize
+from edge.classify import EmotionClassifier
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("models", type=Path, nargs="+", help="Float Keras models.")
+    parser.add_argument("--data", required=True, help="The training split (.npz or CSV).")
+    parser.add_argument("--faces", type=int, default=6000)
+    parser.add_argument("--json", type=Path, help="Write the table here.")
+    args = parser.parse_args()
+
+    faces = load_faces(args.data, "train")
+    drawn = calibration_set(faces, 1000, 1234).index
+    rest = np.setdiff1d(np.arange(len(faces)), drawn)
+    picked = np.random.default_rng(11).choice(rest, args.faces, replace=False)
+    x = augment_batch(faces.x[picked], UNSEEN_LIKE, np.random.default_rng(5))
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for model in args.models:
+            floats = float_probabilities(model, x)
+            for cap in (0.0, DEFAULT_CAP):
+                out = Path(scratch) / f"m{len(rows)}.tflite"
+                quantize(model, faces, out, equalize_cap=cap)
+                int8 = EmotionClassifier(out, threads=2, mirror_average=False).predict(x)
+                rows.append({"model": str(model), "equalize_cap": cap,
+                             "agreement": round(float((int8.argmax(1) == floats.argmax(1))
+                                                      .mean()), 4),
+                             "mean_abs_dp": round(float(np.abs(int8 - floats).mean()), 5)})
+                print(f"{model}  equalize {cap:g}: agreement {rows[-1]['agreement']:.4f}  "
+                      f"mean |dp| {rows[-1]['mean_abs_dp']:.5f}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"faces": args.faces, "augmentation": vars(UNSEEN_LIKE),
+                                         "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
