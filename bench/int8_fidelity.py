@@ -22,12 +22,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.mirror_margin import UNSEEN_LIKE
-from convert.augment import augment_batch
-from convert.data import load_faces
+from bench.mirror_margin import UNSEEN_LIKE, unseen_like_faces
 from convert.equalize import DEFAULT_CAP
 from convert.evaluate import float_probabilities
-from convert.quantize import calibration_set, quantize
+from convert.quantize import quantize
 from edge.classify import EmotionClassifier
 
 
@@ -39,11 +37,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="Write the table here.")
     args = parser.parse_args()
 
-    faces = load_faces(args.data, "train")
-    drawn = calibration_set(faces, 1000, 1234).index
-    rest = np.setdiff1d(np.arange(len(faces)), drawn)
-    picked = np.random.default_rng(11).choice(rest, args.faces, replace=False)
-    x = augment_batch(faces.x[picked], UNSEEN_LIKE, np.random.default_rng(5))
+    faces, x = unseen_like_faces(args.data, args.faces)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for model in args.models:

@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from convert.augment import Augmentation, augment_batch
-from convert.data import load_faces
+from convert.data import FaceSet, load_faces
 from convert.evaluate import float_probabilities
 from convert.quantize import calibration_set
 from edge.classify import ALWAYS, EmotionClassifier, needs_mirror
@@ -34,6 +34,16 @@ from edge.classify import ALWAYS, EmotionClassifier, needs_mirror
 MARGINS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, ALWAYS)
 UNSEEN_LIKE = Augmentation(shift=0.15, rotation_degrees=15.0, zoom=0.15)
 TOLERANCE = 0.001  # agreement this close to mirroring every face counts as the same
+
+
+def unseen_like_faces(data: str, count: int) -> tuple[FaceSet, np.ndarray]:
+    """The training split, and `count` of its faces outside the calibration set,
+    augmented to be about as uncertain as unseen faces (uint8, N x 48 x 48)."""
+    faces = load_faces(data, "train")
+    drawn = calibration_set(faces, 1000, 1234).index
+    rest = np.setdiff1d(np.arange(len(faces)), drawn)
+    picked = np.random.default_rng(11).choice(rest, count, replace=False)
+    return faces, augment_batch(faces.x[picked], UNSEEN_LIKE, np.random.default_rng(5))
 
 
 def gated(first: np.ndarray, mirrored: np.ndarray, margin: float) -> tuple[np.ndarray, float]:
@@ -50,11 +60,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="Write the table here.")
     args = parser.parse_args()
 
-    faces = load_faces(args.data, "train")
-    drawn = calibration_set(faces, 1000, 1234).index
-    rest = np.setdiff1d(np.arange(len(faces)), drawn)
-    picked = np.random.default_rng(11).choice(rest, args.faces, replace=False)
-    x = augment_batch(faces.x[picked], UNSEEN_LIKE, np.random.default_rng(5))
+    _, x = unseen_like_faces(args.data, args.faces)
     flipped = np.ascontiguousarray(x[:, :, ::-1])
     float_first = float_probabilities(args.keras, x)
     float_mirror = float_probabilities(args.keras, flipped)

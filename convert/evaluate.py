@@ -17,7 +17,7 @@ import numpy as np
 
 from convert.data import FaceSet
 from convert.quantize import load_keras_model, model_kind, quiet_tensorflow, write_json
-from edge.classify import ALWAYS, EmotionClassifier, mirror_averaged, needs_mirror, sha256_of
+from edge.classify import ALWAYS, EmotionClassifier, mirror_averaged, sha256_of
 from edge.errors import ModelError
 
 LATENCY_WARMUP = 10
@@ -119,14 +119,12 @@ def data_summary(faces: FaceSet, split: str) -> dict[str, Any]:
     return summary
 
 
-def inference_summary(classifier: EmotionClassifier, x: np.ndarray) -> dict[str, Any]:
+def inference_summary(classifier: EmotionClassifier, mirrored: np.ndarray) -> dict[str, Any]:
     """How the sidecar says to classify, and how many faces got the mirror pass."""
     summary: dict[str, Any] = {"mirror_average": classifier.mirror_average}
     if classifier.mirror_average and classifier.mirror_margin < ALWAYS:
-        first = classifier.predict_once(x)  # the first pass alone decides who is mirrored
         summary |= {"mirror_margin": classifier.mirror_margin,
-                    "mirrored_fraction": round(float(
-                        needs_mirror(first, classifier.mirror_margin).mean()), 6)}
+                    "mirrored_fraction": round(float(mirrored.mean()), 6)}
     return summary
 
 
@@ -135,7 +133,7 @@ def evaluate(model_path: Path, faces: FaceSet, split: str, keras_path: Path | No
     """The JSON report: int8 scores, float scores and agreement, size, latency."""
     classifier = EmotionClassifier(model_path, threads=1)  # 1 thread: the latency we report
     labels = classifier.labels
-    int8 = classifier.predict(faces.x)
+    int8, mirrored = classifier.predict_and_mirrored(faces.x)
     report: dict[str, Any] = {
         "model": {"path": str(model_path), "sha256": sha256_of(model_path),
                   "size_bytes": model_path.stat().st_size,
@@ -143,7 +141,7 @@ def evaluate(model_path: Path, faces: FaceSet, split: str, keras_path: Path | No
                   == sha256_of(model_path)},
         "data": data_summary(faces, split),
         "labels": list(labels),
-        "inference": inference_summary(classifier, faces.x),
+        "inference": inference_summary(classifier, mirrored),
         "int8": scores(int8, faces.y, labels),
         "float": None,
         "agreement": None,
@@ -152,8 +150,8 @@ def evaluate(model_path: Path, faces: FaceSet, split: str, keras_path: Path | No
     if keras_path is not None:
         floats = float_probabilities(keras_path, faces.x)
         if classifier.mirror_average:  # compare like with like: the same inference rule
-            floats = mirror_averaged(floats, faces.x, classifier.mirror_margin,
-                                     lambda mirrored: float_probabilities(keras_path, mirrored))
+            floats, _ = mirror_averaged(floats, faces.x, classifier.mirror_margin,
+                                        lambda flipped: float_probabilities(keras_path, flipped))
         report["float"] = {"model": str(keras_path), **scores(floats, faces.y, labels)}
         report["agreement"] = agreement(int8, floats)
     return report

@@ -96,37 +96,27 @@ def weight_rounding_classes() -> tuple[Any, Any, Any]:
             apply(inputs[:half], kernel + first * (grid - kernel)),
             apply(inputs[half:], kernel + second * (grid - kernel))])
 
-    def mode_weight(layer: Any) -> None:
-        layer.active = layer.add_weight(shape=(), initializer="zeros", trainable=False,
-                                        name="active")
+    class Rounded:
+        """What the three stand-ins share: a mode variable, saved and loaded without it."""
 
-    def load_network_weights(layer: Any, store: Any) -> None:
-        """Keras saves a convolution's kernel and bias only: the mode is set afresh anyway."""
-        for i, variable in enumerate(network_weights(layer)):
-            variable.assign(store[str(i)])
-
-    @keras.saving.register_keras_serializable(package="edge_emotion")
-    class RoundedConv2D(keras.layers.Conv2D):
         def build(self, input_shape: Any) -> None:
-            super().build(input_shape)
-            mode_weight(self)
+            super().build(input_shape)  # type: ignore[misc]
+            self.active = self.add_weight(  # type: ignore[attr-defined]
+                shape=(), initializer="zeros", trainable=False, name="active")
 
         def load_own_variables(self, store: Any) -> None:
-            load_network_weights(self, store)
+            # Keras saves a convolution's kernel and bias only: the mode is set afresh anyway.
+            for i, variable in enumerate(network_weights(self)):
+                variable.assign(store[str(i)])
 
+    @keras.saving.register_keras_serializable(package="edge_emotion")
+    class RoundedConv2D(Rounded, keras.layers.Conv2D):
         def convolution_op(self, inputs: Any, kernel: Any) -> Any:
             parent = super().convolution_op
             return per_half(self, inputs, parent, kernel, axis=3)
 
     @keras.saving.register_keras_serializable(package="edge_emotion")
-    class RoundedDepthwiseConv2D(keras.layers.DepthwiseConv2D):
-        def build(self, input_shape: Any) -> None:
-            super().build(input_shape)
-            mode_weight(self)
-
-        def load_own_variables(self, store: Any) -> None:
-            load_network_weights(self, store)
-
+    class RoundedDepthwiseConv2D(Rounded, keras.layers.DepthwiseConv2D):
         def call(self, inputs: Any) -> Any:
             def depthwise(x: Any, kernel: Any) -> Any:
                 return ops.depthwise_conv(x, kernel, strides=self.strides, padding=self.padding,
@@ -136,14 +126,7 @@ def weight_rounding_classes() -> tuple[Any, Any, Any]:
             return per_half(self, inputs, depthwise, self.kernel, axis=2)  # (3, 3, C, 1)
 
     @keras.saving.register_keras_serializable(package="edge_emotion")
-    class RoundedDense(keras.layers.Dense):
-        def build(self, input_shape: Any) -> None:
-            super().build(input_shape)
-            mode_weight(self)
-
-        def load_own_variables(self, store: Any) -> None:
-            load_network_weights(self, store)
-
+    class RoundedDense(Rounded, keras.layers.Dense):
         def call(self, inputs: Any, training: Any = None) -> Any:
             x = per_half(self, inputs, ops.matmul, self.kernel, axis=1)
             return x if self.bias is None else ops.add(x, self.bias)

@@ -22,6 +22,7 @@ from convert import qat
 from convert.augment import Augmentation, augment_batch
 from convert.data import FaceSet, class_weights
 from convert.model import ModelSpec, build_model, with_input_scaling
+from convert.quantize import DEFAULT_RANGE_QUANTILE, calibration_set
 from convert.tf_env import backend_version, compute_description, import_keras
 from edge.errors import first_line
 
@@ -30,7 +31,6 @@ LAST = "last.keras"
 STATE = "state.json"
 HISTORY = "history.csv"
 RUN = "run.json"
-QAT_RANGE_QUANTILE = 0.95  # as `edge-convert quantize` measures ranges by default
 QAT_CALIBRATION_FACES = 1000
 
 
@@ -117,8 +117,6 @@ def load_starting_model(keras: Any, path: Path) -> Any:
 
 def calibration_pixels(faces: FaceSet, config: TrainConfig) -> np.ndarray:
     """The class-balanced faces `quantize` calibrates on, drawn the same way."""
-    from convert.quantize import calibration_set
-
     return calibration_set(faces, QAT_CALIBRATION_FACES, config.seed).x
 
 
@@ -247,7 +245,8 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
             self.pixels = calibration_pixels(train_faces, config)
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            qat.calibrate(self.model, self.pixels, QAT_RANGE_QUANTILE, mode=training_mode)
+            # The ranges `edge-convert quantize` will measure by default.
+            qat.calibrate(self.model, self.pixels, DEFAULT_RANGE_QUANTILE, mode=training_mode)
 
     class QuantizedValidation(keras.callbacks.Callback):
         """val_accuracy of the simulated int8 model, with the float one's and agreement."""

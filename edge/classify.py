@@ -38,14 +38,15 @@ def needs_mirror(probabilities: np.ndarray, margin: float) -> np.ndarray:
 
 
 def mirror_averaged(first: np.ndarray, faces: np.ndarray, margin: float,
-                    predict: Any) -> np.ndarray:
-    """`first` with the uncertain faces averaged with predict(their mirror images)."""
+                    predict: Any) -> tuple[np.ndarray, np.ndarray]:
+    """`first` with the uncertain faces averaged with predict(their mirror images),
+    and which faces those were."""
     redo = needs_mirror(first, margin)
     if not redo.any():
-        return first
+        return first, redo
     out = first.copy()
     out[redo] = 0.5 * (first[redo] + predict(np.ascontiguousarray(faces[redo][:, :, ::-1])))
-    return out
+    return out, redo
 
 
 def load_interpreter_class() -> tuple[Any, str]:
@@ -204,11 +205,17 @@ class EmotionClassifier:
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
         """Class probabilities (N, classes) for uint8 (N, 48, 48) faces."""
+        return self.predict_and_mirrored(faces)[0]
+
+    def predict_and_mirrored(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities, and which faces also got the mirror pass."""
+        if faces.ndim == 2:
+            faces = faces[None]
         out = self.predict_once(faces)
-        if self.mirror_average:  # test-time mirroring: one more invoke, steadier output
-            out = mirror_averaged(out, faces if faces.ndim == 3 else faces[None],
-                                  self.mirror_margin, self.predict_once)
-        return out
+        if not self.mirror_average:
+            return out, np.zeros(len(out), dtype=bool)
+        # Test-time mirroring: one more invoke, steadier output.
+        return mirror_averaged(out, faces, self.mirror_margin, self.predict_once)
 
     def predict_once(self, faces: np.ndarray) -> np.ndarray:
         """One pass of the model, without mirroring."""
