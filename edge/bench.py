@@ -161,6 +161,12 @@ class TimedDetector:
         finally:
             self.calls.append(time.perf_counter() - start)
 
+    def clone(self) -> TimedDetector:
+        """A wrapped copy for the scan thread, timed into the same list."""
+        twin = TimedDetector(self.detector.clone())
+        twin.calls = self.calls
+        return twin
+
     def __getattr__(self, name: str) -> Any:  # anything else the pipeline may call
         return getattr(self.detector, name)
 
@@ -447,15 +453,24 @@ def _progress_line(run: dict[str, Any]) -> str:
               help="Width the detector sees (default: the config's).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results here as JSON.")
+@click.option("--pace", type=click.FloatRange(1, 240), default=None,
+              help="Camera pace instead: frames released at this rate, three scenes (no "
+              "face, one face, a person entering), before and after motion gating; "
+              "reports share of one core, frame time and time to first result. --input: "
+              "the face clip (default: the shared FOCUS clip, else the embedded one); "
+              "--seconds: length of each scene.")
 def bench(inputs: tuple[str, ...], sizes: tuple[str, ...], threads: tuple[int, ...],
           frames: int, seconds: float, warmup: int, core: int | None, no_pin: bool,
           model: str, landmarks: str, detect_every: int | None, detect_width: int | None,
-          json_path: Path | None) -> None:
+          json_path: Path | None, pace: float | None) -> None:
     """Per-stage latency, fps, peak memory and start-up time of the real loop."""
     from edge.config import DEFAULT_CLIP
 
     parsed = [parse_size(text) for text in sizes or DEFAULT_SIZES]
     pin = None if no_pin else (core if core is not None else min(allowed_cores()))
+    if pace is not None:
+        _paced(inputs, pace, seconds, pin, json_path)
+        return
     base = {"frames": frames, "seconds": seconds, "warmup": warmup, "pin": pin,
             "model": model, "landmarks": landmarks, "detect_every": detect_every,
             "detect_width": detect_width}
@@ -471,6 +486,27 @@ def bench(inputs: tuple[str, ...], sizes: tuple[str, ...], threads: tuple[int, .
         json_path.write_text(json.dumps(report, indent=2) + "\n")
     if any("error" in run for run in runs):
         raise click.ClickException("some configurations failed (see the table)")
+
+
+def _paced(inputs: tuple[str, ...], fps: float, seconds: float, pin: int | None,
+           json_path: Path | None) -> None:
+    from edge import pace
+
+    clip = Path(inputs[0]) if inputs else pace.default_clip()
+    if not clip.is_file():
+        raise click.ClickException(f"{clip}: no such file")
+    with tempfile.TemporaryDirectory(prefix="edge-paced-") as tmp:
+        try:
+            runs = pace.run_paced(clip, fps, seconds, pin, list(pace.SETTINGS), Path(tmp),
+                                  echo=lambda line: click.echo(line, err=True))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(pace.format_table(runs))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(pace.report(runs, clip, fps, seconds), indent=2) + "\n")
+    if any("error" in run for run in runs):
+        raise click.ClickException("some scenes failed (see the table)")
 
 
 if __name__ == "__main__":

@@ -57,8 +57,18 @@ class DetectConfig:
     threshold: float = 0.2  # dlib HOG score; 0.2 rejects texture false positives
     min_face: int = 40  # pixels, in the full frame
     every: int = 3  # re-find tracked faces near their boxes every N frames
-    scan_every: int = 15  # full-frame scan for new faces every N frames
+    scan_every: int = 15  # full-frame scan for new faces every N frames (if gated: and motion)
     max_faces: int = 4
+    # Motion gating (edge/motion.py): while nothing moves away from the tracked faces,
+    # the full-frame scan runs only every idle_scan seconds (a still person is found).
+    motion: bool = True
+    motion_threshold: float = 12.0  # gray levels a thumbnail pixel must change by
+    motion_area: float = 0.003  # share of the frame that must change
+    idle_scan: float = 2.0  # seconds: the longest time between two full-frame scans
+    # Frames between starting a scan beside the loop and using its faces (edge/scan.py);
+    # 0 runs it on the loop's thread, stalling that frame. Slower than ~lag/fps a scan
+    # makes the loop wait: on a Raspberry Pi 4 at 30 fps use 4.
+    scan_lag: int = 2
 
 
 @dataclass
@@ -153,7 +163,9 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("detect", "width"): (80, 4096), ("detect", "upsample"): (0, 3),
     ("detect", "threshold"): (-2.0, 5.0), ("detect", "min_face"): (8, 4096),
     ("detect", "every"): (1, 100), ("detect", "scan_every"): (1, 1000),
-    ("detect", "max_faces"): (1, 64),
+    ("detect", "max_faces"): (1, 64), ("detect", "motion_threshold"): (1.0, 255.0),
+    ("detect", "motion_area"): (0.0, 1.0), ("detect", "idle_scan"): (0.1, 3600.0),
+    ("detect", "scan_lag"): (0, 30),
     ("blink", "close_ratio"): (0.1, 1.0), ("blink", "open_ratio"): (0.1, 1.4),
     ("blink", "min_duration"): (0.0, 1.0), ("blink", "max_duration"): (0.05, 5.0),
     ("model", "threads"): (1, 64), ("model", "smoothing"): (0.0, 60.0),

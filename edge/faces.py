@@ -93,6 +93,11 @@ class FaceDetector:
         self.min_face = min_face
         self._detector = dlib.get_frontal_face_detector()
 
+    def clone(self) -> FaceDetector:
+        """The same detector with its own dlib object: one dlib detector must not run on
+        two threads at once (it keeps its feature pyramid between calls)."""
+        return FaceDetector(self.detect_width, self.upsample, self.threshold, self.min_face)
+
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in `image` (gray or BGR), boxes in its pixels, best score first."""
         gray = to_gray(image)

@@ -15,6 +15,8 @@ import numpy as np
 
 from edge.align import align_face
 from edge.faces import mean_ear
+from edge.motion import MotionGate
+from edge.scan import BackgroundScan, ScanSchedule
 from edge.tracking import FaceTracker, Track
 from edge.types import Event, Face, Frame, FrameResult
 
@@ -27,6 +29,13 @@ class PipelineOptions:
     smoothing: float = 0.5  # seconds
     track_max_age: float = 1.0  # seconds a face may go undetected before its id ends
     blinks: bool = True
+    # Motion gating and the scan beside the loop (edge/motion.py, edge/scan.py).
+    # motion=False and scan_lag=0 is the loop as it was before them.
+    motion: bool = True
+    motion_threshold: float = 12.0  # thumbnail gray levels
+    motion_area: float = 0.003  # share of the frame
+    idle_scan: float = 2.0  # seconds: scan at least this often, moving or not
+    scan_lag: int = 2  # frames from starting a scan to using it; 0: on the loop's thread
 
 
 class Pipeline:
@@ -42,6 +51,20 @@ class Pipeline:
         self.labels = classifier.labels
         self.framing = classifier.sidecar.framing
         self._frames_seen = 0
+        self.gate = MotionGate(options.motion_threshold, options.motion_area) \
+            if options.motion else None
+        self.schedule = ScanSchedule(options.scan_every, options.idle_scan, options.motion)
+        self.scanner: BackgroundScan | None = None
+        if options.scan_lag > 0:
+            # Its own detector: a dlib detector must not run on two threads at once.
+            scan_detector = detector.clone()
+            self.scanner = BackgroundScan(
+                lambda gray: scan_detector.detect(gray)[: options.max_faces], options.scan_lag)
+
+    def close(self) -> None:
+        """Stop the scan thread (a daemon: a run that ends without this loses nothing)."""
+        if self.scanner is not None:
+            self.scanner.close()
 
     def process(self, frame: Frame) -> FrameResult:
         timings: dict[str, float] = {}
@@ -91,18 +114,36 @@ class Pipeline:
         timings["classify"] = clock() - t0
         return FrameResult(frame=frame, faces=faces, events=events, timings=timings)
 
+    def _scan(self, gray: np.ndarray) -> list[Face]:
+        return self.detector.detect(gray)[: self.options.max_faces]
+
     def _detect_or_track(self, frame: Frame) -> list[Track]:
-        """Full-frame scan every `scan_every` frames (new faces); in between, every
-        `detect_every` frames re-find each tracked face near its box; else track only."""
-        n, options = self._frames_seen, self.options
-        if not self.tracker.tracks or n % options.scan_every == 0:
-            detections = self.detector.detect(frame.gray)[: options.max_faces]
-        elif n % options.detect_every == 0:
-            detections = [face for track in list(self.tracker.tracks.values())
+        """New faces from full-frame scans (see ScanSchedule for when); tracked faces
+        re-found near their boxes every `detect_every` frames, followed by their
+        landmarks in between."""
+        n, options, tracker = self._frames_seen, self.options, self.tracker
+        tracked = bool(tracker.tracks)
+        moving = True
+        if self.gate is not None:
+            self.gate.update(frame.gray, frame.timestamp)
+            moving = self.gate.moving(t.box for t in tracker.tracks.values())
+        scanner = self.scanner
+        if scanner is not None and scanner.due(n):
+            tracker.add_new(scanner.collect(), frame.timestamp)
+            tracked = bool(tracker.tracks)
+        if not (scanner is not None and scanner.busy) and self.schedule.should_scan(
+                n, frame.timestamp, tracked, moving):
+            self.schedule.started(frame.timestamp)
+            if scanner is None or n == 0:
+                # On the loop's thread: as configured, or the very first frame
+                # (nothing is on screen yet to stall, and a face there is found at once).
+                return tracker.update(self._scan(frame.gray), frame.timestamp)
+            scanner.start(frame.gray, n)
+        if tracker.tracks and n % options.detect_every == 0:
+            detections = [face for track in list(tracker.tracks.values())
                           for face in self.detector.detect_near(frame.gray, track.box)[:1]]
-        else:
-            return self.tracker.expire(frame.timestamp)
-        return self.tracker.update(detections, frame.timestamp)
+            return tracker.update(detections, frame.timestamp)
+        return tracker.expire(frame.timestamp)
 
     def _update_emotion(self, track: Track, face: Face, probs: np.ndarray,
                         frame: Frame) -> list[Event]:

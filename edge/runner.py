@@ -46,7 +46,9 @@ def build_pipeline(config: Config) -> Pipeline:
     detector = FaceDetector(detect_width=d.width, upsample=d.upsample, threshold=d.threshold,
                             min_face=d.min_face)
     options = PipelineOptions(detect_every=d.every, scan_every=d.scan_every,
-                              max_faces=d.max_faces,
+                              max_faces=d.max_faces, motion=d.motion,
+                              motion_threshold=d.motion_threshold, motion_area=d.motion_area,
+                              idle_scan=d.idle_scan, scan_lag=d.scan_lag,
                               smoothing=config.model.smoothing, blinks=config.blink.enabled)
     b = config.blink
     return Pipeline(detector, landmarks, classifier, options, blink_factory=functools.partial(
@@ -138,6 +140,7 @@ class Runner:
             self._loop(source, pipeline, display, snapshots, started)
         finally:
             source.close()
+            pipeline.close()
             if display is not None:
                 display.close()
             if self.mqtt is not None:

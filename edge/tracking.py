@@ -87,11 +87,37 @@ class FaceTracker:
             used_tracks.add(tid)
         for i, det in enumerate(detections):
             if i not in used_dets:
-                track = Track(self._next_id, det.box, det.score, timestamp, timestamp,
-                              blink=self.state_factory() if self.state_factory else None)
-                self.tracks[track.track_id] = track
-                self._next_id += 1
+                self._new_track(det, timestamp)
         return self.expire(timestamp)
+
+    def add_new(self, detections: list[Face], timestamp: float) -> list[Track]:
+        """Tracks for faces found by a scan of an earlier frame.
+
+        A detection over a live track only keeps that track alive: the track's own
+        box, updated since that frame, is the better one.
+        """
+        fresh = []
+        for det in detections:
+            # The face may have moved since: its centre within half a box of a track's
+            # box is that track (detect_near searches the same margin).
+            cx, cy = det.box.left + det.box.width / 2, det.box.top + det.box.height / 2
+            same = [t for t in self.tracks.values()
+                    if abs(cx - (t.box.left + t.box.width / 2)) <= t.box.width
+                    and abs(cy - (t.box.top + t.box.height / 2)) <= t.box.height]
+            for track in same:
+                track.last_seen = timestamp
+            if not same:
+                fresh.append(det)
+        for det in fresh:
+            self._new_track(det, timestamp)
+        return self.expire(timestamp)
+
+    def _new_track(self, det: Face, timestamp: float) -> Track:
+        track = Track(self._next_id, det.box, det.score, timestamp, timestamp,
+                      blink=self.state_factory() if self.state_factory else None)
+        self.tracks[track.track_id] = track
+        self._next_id += 1
+        return track
 
     def expire(self, timestamp: float) -> list[Track]:
         for tid in [t for t, tr in self.tracks.items() if timestamp - tr.last_seen > self.max_age]:

@@ -1,0 +1,330 @@
+"""`edge-run bench --pace FPS`: the real loop at camera pace, scene by scene.
+
+A camera delivers frames at its rate, not as fast as the loop can take them, so
+what matters on a device that runs for months is the share of a core the loop
+keeps busy, whether any frame stalls, and how soon a person who walks in is
+classified. Each (scene, setting) runs in a fresh process pinned to one core
+(like `taskset -c CORE`), with frames released on the camera's schedule:
+
+* share of one core: process CPU time (every thread: the scan thread counts)
+  over wall time of the paced loop;
+* frame time: from reading a frame to its events written (decode, detection,
+  landmarks, classification, log), median / p99 / max;
+* first result: from the moment the first frame with the face was due to the
+  moment its first classification was written.
+
+Scenes, made in the harness as Motion-JPEG clips (a USB webcam's format):
+`no face`, a face-free still with synthetic sensor noise (Gaussian, per pixel,
+new each frame); `one face`, a real clip; `person enters`, LEAD_IN seconds of
+the noisy still, then the clip. The still is the clip's first frame cut to its
+left third (wall and furniture in the FOCUS clip) and stretched to size; the
+harness checks HOG finds no face in it.
+
+Settings: `before` is the loop as it was (no motion gating, the full-frame scan
+on the loop's thread: `motion = false`, `scan_lag = 0`); `after` the defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "edge-emotion-paced/1"
+NOISE_SIGMA = 6.0  # gray levels: a webcam in indoor light
+LEAD_IN = 3.0  # seconds of empty room before the person
+SETTINGS: dict[str, dict[str, Any]] = {
+    "before": {"motion": False, "scan_lag": 0},
+    "after": {},
+}
+SCENES = ("no face", "one face", "person enters")
+
+
+@dataclass
+class PacedSpec:
+    scene: str
+    setting: str
+    clip: str
+    fps: float
+    frames: int
+    face_from: int | None  # first frame with the face; None: no face in the scene
+    detect: dict[str, Any] = field(default_factory=dict)
+    pin: int | None = 0
+
+
+# --- scenes -----------------------------------------------------------------------
+
+
+def default_clip() -> Path:
+    """The shared FOCUS clip (30 fps, 640x480, one person) if present, else the embedded one."""
+    from edge.config import DEFAULT_CLIP, PACKAGE_DIR
+
+    shared = Path(os.environ.get("EDGE_SHARED_DIR", PACKAGE_DIR.parent.parent / "shared"))
+    focus = shared / "data" / "media" / "video" / "focus_blink_noncommercial" / "mahie_test_2.avi"
+    return focus if focus.is_file() else DEFAULT_CLIP
+
+
+def empty_still(clip: Path, width: int, height: int) -> Any:
+    """A face-free picture of the clip's room: its first frame's left third, stretched."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(clip))
+    ok, image = capture.read()
+    capture.release()
+    if not ok:
+        raise ValueError(f"{clip}: no frame could be read")
+    third = image[:, : image.shape[1] // 3]
+    return cv2.resize(third, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def clip_frames(clip: Path, width: int, height: int, count: int) -> list[Any]:
+    """`count` frames of `clip` at width x height (letterboxed), looping if it is short."""
+    import cv2
+
+    from edge.bench import letterbox
+
+    capture = cv2.VideoCapture(str(clip))
+    frames: list[Any] = []
+    try:
+        while len(frames) < count:
+            ok, image = capture.read()
+            if not ok:
+                if not frames:
+                    raise ValueError(f"{clip}: no frame could be read")
+                capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                continue
+            frames.append(letterbox(image, width, height))
+    finally:
+        capture.release()
+    return frames
+
+
+def write_mjpeg(frames: list[Any], path: Path, fps: float) -> Path:
+    import cv2
+
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    try:
+        for frame in frames:
+            writer.write(frame)
+    finally:
+        writer.release()
+    return path
+
+
+def make_scenes(clip: Path, out_dir: Path, fps: float, seconds: float, width: int = 640,
+                height: int = 480, seed: int = 0) -> dict[str, tuple[Path, int | None]]:
+    """The three scene clips: name -> (path, first frame with the face or None)."""
+    import numpy as np
+
+    from edge.faces import FaceDetector
+
+    rng = np.random.default_rng(seed)
+    total = max(1, round(seconds * fps))
+    lead = min(total - 1, round(LEAD_IN * fps))
+    still = empty_still(clip, width, height).astype(np.float32)
+    if FaceDetector().detect(still.astype(np.uint8)):
+        raise ValueError(f"{clip}: the left third of its first frame has a face; "
+                         "the empty scene needs a clip whose face is not at the left")
+
+    def noisy() -> Any:
+        return np.clip(still + rng.normal(0, NOISE_SIGMA, still.shape), 0, 255).astype(np.uint8)
+
+    person = clip_frames(clip, width, height, total)
+    scenes = {
+        "no face": ([noisy() for _ in range(total)], None),
+        "one face": (person, 0),
+        "person enters": ([noisy() for _ in range(lead)] + person[: total - lead], lead),
+    }
+    made = {}
+    for name, (frames, face_from) in scenes.items():
+        path = out_dir / (name.replace(" ", "_") + ".avi")
+        made[name] = (write_mjpeg(frames, path, fps), face_from)
+    return made
+
+
+# --- the paced loop (runs in the worker process) ----------------------------------
+
+
+def measure(spec: PacedSpec) -> dict[str, Any]:
+    from edge.bench import pin_to
+
+    cores = pin_to({spec.pin} if spec.pin is not None else None)
+    from edge import config as config_module
+    from edge.eventlog import JsonlLog
+    from edge.runner import build_pipeline
+    from edge.sources import open_source
+    from edge.stats import RunStats
+
+    config = config_module.load(None, {"detect": dict(spec.detect),
+                                       "model": {"threads": 1}})
+    pipeline = build_pipeline(config)
+    source = open_source(spec.clip, width=640, height=480)
+    source.open()
+    with tempfile.TemporaryDirectory(prefix="edge-paced-") as tmp:
+        log = JsonlLog(Path(tmp) / "events.jsonl").open()
+        try:
+            result = _paced_loop(spec, pipeline, source, log, RunStats(pipeline.labels))
+        finally:
+            source.close()
+            log.close()
+            pipeline.close()
+    return {"scene": spec.scene, "setting": spec.setting, "fps_target": spec.fps,
+            "cores": cores, "detect": {key: getattr(config.detect, key) for key in
+                                       ("motion", "scan_lag", "idle_scan", "scan_every")},
+            **result}
+
+
+def _paced_loop(spec: PacedSpec, pipeline: Any, source: Any, log: Any,
+                stats: Any) -> dict[str, Any]:
+    clock = time.perf_counter
+    period = 1.0 / spec.fps
+    frame_times: list[float] = []
+    frame_cpu: list[float] = []  # the loop thread's own CPU time: what a frame costs it,
+    late = 0                     # whatever else shares the core
+    first_result_at: float | None = None
+    first_result_frame: int | None = None
+    start = clock()
+    cpu_start = time.process_time()
+    for index in range(spec.frames):
+        due = start + index * period  # when the camera delivers this frame
+        wait = due - clock()
+        if wait > 0:
+            time.sleep(wait)
+        else:
+            late += wait < -period  # a whole frame behind: a camera would have dropped one
+        t0, c0 = clock(), time.thread_time()
+        frame = source.read(timeout=1.0)
+        if frame is None:
+            break
+        result = pipeline.process(frame)
+        stats.add(result)
+        for event in result.events:
+            log.write(event)
+        t1 = clock()
+        frame_times.append(t1 - t0)
+        frame_cpu.append(time.thread_time() - c0)
+        if (first_result_at is None and spec.face_from is not None
+                and frame.index >= spec.face_from
+                and any(face.probabilities is not None for face in result.faces)):
+            first_result_at = t1 - (start + spec.face_from * period)
+            first_result_frame = frame.index
+    wall = clock() - start
+    cpu = time.process_time() - cpu_start
+    ordered = sorted(frame_times)
+    scanner = getattr(pipeline, "scanner", None)
+    return {
+        "frames": len(frame_times), "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+        "core_share": round(cpu / wall, 4) if wall > 0 else None,
+        "frame_ms": _stats(ordered), "frame_cpu_ms": _stats(sorted(frame_cpu)),
+        "scans": pipeline.schedule.count,
+        "scan_waits": None if scanner is None else scanner.waits,
+        "scan_wait_max_ms": None if scanner is None else round(scanner.wait_max * 1e3, 2),
+        "frames_late": late,
+        "face_from": spec.face_from,
+        "first_result_s": None if first_result_at is None else round(first_result_at, 3),
+        "first_result_frame": first_result_frame,
+        "faces_seen": len(stats.total.faces),
+    }
+
+
+def _stats(ordered: list[float]) -> dict[str, float] | None:
+    if not ordered:
+        return None
+    return {"median": round(statistics.median(ordered) * 1e3, 2),
+            "p99": round(_quantile(ordered, 0.99) * 1e3, 2), "max": round(ordered[-1] * 1e3, 2)}
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def worker_main(argv: list[str]) -> int:
+    """`python -m edge.pace SPEC_JSON`: print one JSON result line."""
+    spec = PacedSpec(**json.loads(argv[0]))
+    print(json.dumps(measure(spec)), flush=True)
+    return 0
+
+
+# --- the parent -------------------------------------------------------------------
+
+
+def run_paced(clip: Path, fps: float, seconds: float, pin: int | None,
+              settings: list[str], work_dir: Path, echo: Any = None) -> list[dict[str, Any]]:
+    import subprocess
+    import sys
+
+    scenes = make_scenes(clip, work_dir, fps, seconds)
+    package_root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    runs = []
+    for scene, (path, face_from) in scenes.items():
+        for setting in settings:
+            spec = PacedSpec(scene=scene, setting=setting, clip=str(path), fps=fps,
+                             frames=max(1, round(seconds * fps)), face_from=face_from,
+                             detect=SETTINGS[setting], pin=pin)
+            done = subprocess.run([sys.executable, "-m", "edge.pace", json.dumps(asdict(spec))],
+                                  capture_output=True, text=True, env=env,
+                                  timeout=seconds * 4 + 120)
+            lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+            if done.returncode != 0 or not lines:
+                tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                result = {"scene": scene, "setting": setting,
+                          "error": f"exit {done.returncode}: {tail}"}
+            else:
+                result = json.loads(lines[-1])
+            runs.append(result)
+            if echo is not None:
+                echo(progress_line(result))
+    return runs
+
+
+def progress_line(run: dict[str, Any]) -> str:
+    if "error" in run:
+        return f"{run['scene']} ({run['setting']}): error: {run['error']}"
+    frame = run["frame_ms"] or {}
+    return (f"{run['scene']} ({run['setting']}): {100 * run['core_share']:.1f}% of a core, "
+            f"frame ms median {frame.get('median')} p99 {frame.get('p99')} max "
+            f"{frame.get('max')}, first result {run['first_result_s']} s")
+
+
+def format_table(runs: list[dict[str, Any]]) -> str:
+    head = ["scene", "setting", "share of one core", "frame ms median / p99 / max",
+            "frames a period late", "first result s (frame)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run in runs:
+        if "error" in run:
+            lines.append(f"| {run['scene']} | {run['setting']} | error: {run['error']} | | | |")
+            continue
+        frame = run["frame_ms"] or {}
+        first = "—" if run["face_from"] is None else (
+            "not found" if run["first_result_s"] is None else
+            f"{run['first_result_s']:.3f} (+{run['first_result_frame'] - run['face_from']})")
+        lines.append(f"| {run['scene']} | {run['setting']} | {100 * run['core_share']:.1f}% | "
+                     f"{frame.get('median')} / {frame.get('p99')} / {frame.get('max')} | "
+                     f"{run['frames_late']} | {first} |")
+    return "\n".join(lines)
+
+
+def report(runs: list[dict[str, Any]], clip: Path, fps: float, seconds: float) -> dict[str, Any]:
+    from edge.bench import machine_info
+
+    return {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": machine_info(), "clip": clip.name, "fps": fps, "seconds": seconds,
+            "noise_sigma": NOISE_SIGMA, "lead_in_s": LEAD_IN, "settings": SETTINGS,
+            "runs": runs}
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(worker_main(sys.argv[1:]))

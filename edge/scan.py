@@ -1,0 +1,146 @@
+"""The full-frame search for new faces: when it runs, and beside the loop.
+
+A full-frame HOG scan costs tens of milliseconds (28 ms at 640x480 on one x86
+core, several times that on a Raspberry Pi) against ~2 ms for a frame whose
+faces are tracked. Two things keep it from costing a frame or a core:
+
+* `ScanSchedule` runs it only when it can find something: while nothing moves
+  and no face is tracked, only every `idle_scan` seconds (a person who sits
+  perfectly still is still found); with faces tracked, every `scan_every`
+  frames only if something moves away from them, else every `idle_scan` s.
+* `BackgroundScan` runs it on a thread beside the loop. dlib releases the GIL
+  inside its HOG detector (since 19.22; measured: a Python thread keeps running
+  during a detector call), so on a multi-core device the scan takes no time from
+  the loop, and on one core the thread runs at a lower priority in the time the
+  loop spends waiting for the camera. Its result is used exactly `lag` frames
+  after the frame it was started on, never "whenever it is ready", so a file
+  gives the same events on any machine; the loop waits for it only if it is not
+  done by then (a device too slow for its `lag`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from edge.types import Face
+
+SCAN_NICE = 10  # the scan thread's nice above the loop's: it yields the core (Linux)
+
+
+class ScanSchedule:
+    """Decides, frame by frame, whether a full-frame scan should start."""
+
+    def __init__(self, scan_every: int, idle_scan: float, gated: bool) -> None:
+        self.scan_every = scan_every
+        self.idle_scan = idle_scan
+        self.gated = gated
+        self._last_scan: float | None = None  # source timestamp of the last scan started
+        self.count = 0  # scans started
+
+    def should_scan(self, index: int, timestamp: float, tracked: bool, moving: bool) -> bool:
+        """`moving`: motion anywhere when nothing is tracked, else away from tracked faces.
+
+        Ungated, this is the loop as it always was: every frame while no face is
+        tracked, every `scan_every` frames while one is.
+        """
+        if not self.gated:
+            return not tracked or index % self.scan_every == 0
+        if self._last_scan is None or timestamp - self._last_scan >= self.idle_scan:
+            return True
+        if not tracked:
+            return moving
+        return moving and index % self.scan_every == 0
+
+    def started(self, timestamp: float) -> None:
+        self._last_scan = timestamp
+        self.count += 1
+
+
+class BackgroundScan:
+    """One scan at a time on a daemon thread; its faces are collected `lag` frames later."""
+
+    def __init__(self, detect: Callable[[np.ndarray], Sequence[Face]], lag: int) -> None:
+        if lag < 1:
+            raise ValueError(f"lag must be >= 1, got {lag}")
+        self.detect = detect
+        self.lag = lag
+        self._due: int | None = None  # frame index at which the running scan is collected
+        self._result: list[Face] | None = None
+        self._error: BaseException | None = None
+        self._job: np.ndarray | None = None
+        self._wake = threading.Condition()
+        self._done = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.waits = 0  # collections that found the scan unfinished: the loop waited
+        self.wait_max = 0.0  # seconds, the longest such wait
+
+    @property
+    def busy(self) -> bool:
+        return self._due is not None
+
+    def start(self, gray: np.ndarray, index: int) -> None:
+        """Begin scanning (a copy of) `gray`; collect it at frame `index + lag`."""
+        if self.busy:
+            raise RuntimeError("a scan is already running")
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="face-scan", daemon=True)
+            self._thread.start()
+        self._done.clear()
+        self._due = index + self.lag
+        with self._wake:
+            self._job = gray.copy()  # the source may reuse its buffer
+            self._wake.notify()
+
+    def due(self, index: int) -> bool:
+        return self._due is not None and index >= self._due
+
+    def collect(self) -> list[Face]:
+        """The running scan's faces, waiting for it if it is not done yet."""
+        if self._due is None:
+            raise RuntimeError("no scan is running")
+        if not self._done.is_set():
+            started = time.perf_counter()
+            self._done.wait()
+            self.waits += 1
+            self.wait_max = max(self.wait_max, time.perf_counter() - started)
+        self._due = None
+        result, error = self._result, self._error
+        self._result = self._error = None
+        if error is not None:
+            raise error
+        return result or []
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def _run(self) -> None:
+        if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+            # Linux: a thread is a task with its own nice value; raising it needs no privilege.
+            with contextlib.suppress(OSError):
+                tid = threading.get_native_id()
+                nice = os.getpriority(os.PRIO_PROCESS, tid)
+                os.setpriority(os.PRIO_PROCESS, tid, min(19, nice + SCAN_NICE))
+        while True:
+            with self._wake:
+                while self._job is None and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                job, self._job = self._job, None
+            try:
+                self._result = list(self.detect(job))
+            except BaseException as exc:  # handed to the loop at collect()
+                self._error = exc
+            self._done.set()
