@@ -6,7 +6,8 @@ is worth running. The measure is deliberately crude and cheap (~0.1 ms at
 640x480): the gray frame shrunk to a thumbnail of THUMB_WIDTH pixels, compared
 with a background that slowly follows the thumbnail. Shrinking averages blocks
 of pixels, so sensor noise shrinks with it (an 8x8 block divides its standard
-deviation by 8) while a moving person changes whole blocks.
+deviation by 8) while a moving person changes whole blocks; a change of the whole
+picture at once (auto-exposure, a light switched on) is taken off as its median.
 """
 
 from __future__ import annotations
@@ -60,7 +61,11 @@ class MotionGate:
             self._background = thumb
             self.changed = np.ones(thumb.shape, dtype=bool)
         else:
-            self.changed = cv2.absdiff(thumb, self._background) > self.threshold
+            difference = thumb - self._background
+            # A camera's auto-exposure shifts the whole picture at once: that is not
+            # motion, so the typical (median) change is taken off first.
+            difference -= float(np.median(difference))
+            self.changed = np.abs(difference) > self.threshold
             dt = max(0.0, timestamp - (self._last_ts if self._last_ts is not None else timestamp))
             # Per second, not per frame: the same background at 7 or 30 fps.
             alpha = 1.0 - math.exp(-dt / self.background_seconds) if dt > 0 else 0.0

@@ -66,7 +66,7 @@ def test_a_moving_object_is_motion_and_a_still_one_fades_into_the_background() -
     assert all(moving)
     # It stops: after a few background time constants it is part of the room.
     stopped = run(gate, [with_blob(noisy(still, rng, 4), 40 + 12 * 29, 200)
-                         for _ in range(300)], start=40)
+                         for _ in range(150)], start=40)
     assert stopped[0] and not any(stopped[-60:])
 
 
@@ -82,6 +82,18 @@ def test_motion_around_a_tracked_face_is_excluded() -> None:
     # A second object away from the face is motion again.
     gate.update(with_blob(with_blob(noisy(still, rng, 4), 300, 150), 20, 20), 6 / FPS)
     assert gate.moving([Box(300, 150, 80, 80)])
+
+
+def test_a_brightness_change_of_the_whole_picture_is_not_motion() -> None:
+    """Auto-exposure or a light switched on: everything shifts at once."""
+    rng = np.random.default_rng(6)
+    still = room()
+    gate = MotionGate()
+    run(gate, [noisy(still, rng, 4) for _ in range(5)])
+    gate.update(noisy(still + 30, rng, 4), 5 / FPS)
+    assert not gate.moving()
+    gate.update(with_blob(noisy(still + 30, rng, 4), 300, 150), 6 / FPS)
+    assert gate.moving()  # a person in the brighter room still is
 
 
 def test_a_tiny_change_is_below_the_area_threshold() -> None:
