@@ -396,7 +396,11 @@ def write_report(results: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     chart = write_chart(results, paths["png"])
     if chart is None:
         paths.pop("png")
-    paths["markdown"].write_text(markdown(results, chart_name=paths["png"].name if chart else None))
+    from paced_report import current_section  # the camera-pace section has its own run
+
+    paced = current_section(out_dir)
+    paths["markdown"].write_text(markdown(results, chart_name=paths["png"].name if chart else None)
+                                 + ("\n" + paced if paced else ""))
     return paths
 
 

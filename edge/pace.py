@@ -315,13 +315,64 @@ def format_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def gil_probe(calls: int = 4) -> dict[str, Any]:
+    """Does dlib's HOG detector release the GIL? Watch a Python loop while it runs.
+
+    A thread runs the detector `calls` times on a 640x480 frame while this thread
+    spins; if the detector held the GIL, this thread could not run for a whole call
+    (its longest gap would be a call's length). Also: `calls` detections on one
+    thread, then split over two threads (a speed-up needs a free second core).
+    """
+    import threading
+
+    import numpy as np
+
+    from edge.faces import FaceDetector
+
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (480, 640), dtype=np.uint8)
+    detectors = [FaceDetector(), FaceDetector()]
+    durations: list[float] = []
+
+    def work(detector: Any, count: int) -> None:
+        for _ in range(count):
+            t = time.perf_counter()
+            detector.detect(gray)
+            durations.append(time.perf_counter() - t)
+
+    thread = threading.Thread(target=work, args=(detectors[0], calls))
+    thread.start()
+    longest, last = 0.0, time.perf_counter()
+    while thread.is_alive():
+        now = time.perf_counter()
+        longest, last = max(longest, now - last), now
+    thread.join()
+    shortest = min(durations)  # of the calls made while this thread was spinning
+    t = time.perf_counter()
+    work(detectors[0], calls)
+    serial = time.perf_counter() - t
+    t = time.perf_counter()
+    pair = [threading.Thread(target=work, args=(d, calls // 2)) for d in detectors]
+    for th in pair:
+        th.start()
+    for th in pair:
+        th.join()
+    parallel = time.perf_counter() - t
+    return {"detector_call_ms": round(serial / calls * 1e3, 1),
+            "shortest_call_beside_python_ms": round(shortest * 1e3, 1),
+            "longest_python_gap_ms": round(longest * 1e3, 1),
+            "releases_gil": longest < 0.5 * shortest,
+            "serial_s": round(serial, 3), "two_threads_s": round(parallel, 3),
+            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
+
+
 def report(runs: list[dict[str, Any]], clip: Path, fps: float, seconds: float) -> dict[str, Any]:
     from edge.bench import machine_info
 
     return {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": machine_info(), "clip": clip.name, "fps": fps, "seconds": seconds,
             "noise_sigma": NOISE_SIGMA, "lead_in_s": LEAD_IN, "settings": SETTINGS,
-            "runs": runs}
+            "gil": gil_probe(), "runs": runs}
 
 
 if __name__ == "__main__":
