@@ -118,7 +118,7 @@ def section(paced: dict[str, Any], equivalence: dict[str, Any] | None,
                   f"least {gil['shortest_call_beside_python_ms']:.0f} ms, a spinning Python "
                   f"loop on the main thread was never held up longer than "
                   f"{gil['longest_python_gap_ms']:.0f} ms (scheduling, not the GIL); "
-                  f"{4} calls took {gil['serial_s']:.2f} s on one thread and "
+                  f"{gil['calls']} calls took {gil['serial_s']:.2f} s on one thread and "
                   f"{gil['two_threads_s']:.2f} s split over two ({gil['cores']} cores allowed, "
                   "a shared machine). On one core the thread costs the same CPU as the scan "
                   "on the loop's thread, but it runs in the time the loop waits for the "

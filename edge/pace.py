@@ -358,7 +358,7 @@ def gil_probe(calls: int = 4) -> dict[str, Any]:
     for th in pair:
         th.join()
     parallel = time.perf_counter() - t
-    return {"detector_call_ms": round(serial / calls * 1e3, 1),
+    return {"calls": calls, "detector_call_ms": round(serial / calls * 1e3, 1),
             "shortest_call_beside_python_ms": round(shortest * 1e3, 1),
             "longest_python_gap_ms": round(longest * 1e3, 1),
             "releases_gil": longest < 0.5 * shortest,
