@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.displays import FramebufferDisplay, WindowDisplay
-from edge.draw import annotate
 from edge.errors import EdgeError
 from edge.labels import FER2013_LABELS
+from edge.sinks.annotate import annotate
+from edge.sinks.display import FramebufferDisplay, WindowDisplay
 from edge.types import Box, Face, Frame, FrameResult
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ def test_framebuffer_gets_a_letterboxed_frame(tmp_path: Path, bpp: int) -> None:
     display = FramebufferDisplay(device, geometry=(width, height, bpp, stride))
     image = np.zeros((480, 640, 3), np.uint8)
     image[:, :, 2] = 255  # red
-    assert display.show(image)
+    assert display.show(sample_result(), image)
     display.close()
     raw = np.frombuffer(device.read_bytes(), np.uint8).reshape(height, stride)
     row = raw[240, : width * bpp // 8]

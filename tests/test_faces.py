@@ -9,17 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.config import DetectConfig
 from edge.errors import ModelError
-from edge.faces import (
-    FaceDetector,
-    LandmarkPredictor,
-    eye_aspect_ratio,
-    find_landmark_model,
-    mean_ear,
-)
+from edge.faces import FaceDetector, LandmarkPredictor, find_landmark_model
+from edge.landmarks import eye_aspect_ratio, mean_ear
 from edge.types import Box
+from tests.conftest import SHARED_DIR
 
-MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "media"
+MEDIA = SHARED_DIR / "data" / "media"
 STILLS = MEDIA / "stills"
 VOC = STILLS / "dlib_voc_landmarks"
 VOC_XML = ("training_with_face_landmarks.xml", "testing_with_face_landmarks.xml")
@@ -65,8 +62,9 @@ def predictor() -> LandmarkPredictor:
 
 @pytest.fixture(scope="module")
 def small_face_detector() -> FaceDetector:
-    # The VOC faces are 37-109 px in ~500 px photos: no downscaling, 2x upsampling.
-    return FaceDetector(detect_width=640, upsample=1)
+    # The VOC faces are 37-109 px in ~500 px photos: no downscaling, 2x upsampling,
+    # and below the product's 40 px min_face.
+    return FaceDetector(DetectConfig(width=640, upsample=1, min_face=8))
 
 
 def test_astronaut_one_face_and_no_mission_patch(detector: FaceDetector) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.eventlog import read_events
+from edge.sinks.jsonl import read_events
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_CAMERA = REPO / "tests" / "helpers" / "fake_camera_run.py"

@@ -28,17 +28,11 @@ from typing import Any
 import pytest
 
 from edge import config as edge_config
-from edge.mqtt import (
-    DiskQueue,
-    MqttError,
-    MqttSink,
-    check_broker,
-    check_private,
-    discovery_messages,
-    read_password,
-    state_payload,
-    systemd_dropin,
-)
+from edge.commands.units import systemd_dropin
+from edge.errors import MqttError
+from edge.sinks.homeassistant import discovery_messages, state_payload
+from edge.sinks.mqtt import MqttSink, check_broker, check_private, read_password
+from edge.sinks.mqtt_queue import DiskQueue
 from edge.types import Event
 
 paho = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
@@ -303,7 +297,7 @@ def test_last_will_says_offline_when_the_process_dies(broker: Broker, tmp_path: 
     script = textwrap.dedent(f"""\
         import os, signal, time
         from edge.config import MqttConfig
-        from edge.mqtt import MqttSink
+        from edge.sinks.mqtt import MqttSink
         from edge.types import Event
         sink = MqttSink(MqttConfig(enabled=True, host="127.0.0.1", port={broker.port},
                                    device_id="{DEVICE}", queue_dir="", keepalive=5)).open()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import DEFAULT_CLIP
-from edge.eventlog import read_events
+from edge.sinks.jsonl import read_events
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "emotion_int8.tflite"
