@@ -18,7 +18,7 @@ import pytest
 
 from edge.sinks.jsonl import read_events
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FAKE_CAMERA = REPO / "tests" / "helpers" / "fake_camera_run.py"
 
 

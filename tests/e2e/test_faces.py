@@ -12,7 +12,7 @@ import pytest
 from edge.config import DetectConfig
 from edge.errors import ModelError
 from edge.faces import FaceDetector, LandmarkPredictor, find_landmark_model
-from edge.landmarks import eye_aspect_ratio, mean_ear
+from edge.landmarks import mean_ear
 from edge.types import Box
 from tests.conftest import SHARED_DIR
 
@@ -149,18 +149,6 @@ def test_default_landmark_model_is_found() -> None:
     assert path.name == "shape_predictor_68_face_landmarks.dat" and path.is_file()
 
 
-def test_eye_aspect_ratio_of_synthetic_eyes() -> None:
-    # p1..p6 clockwise from the outer corner: width 4, lid heights 2 and 2 -> 0.5.
-    eye = np.array([(0, 0), (1, -1), (3, -1), (4, 0), (3, 1), (1, 1)], float)
-    assert eye_aspect_ratio(eye) == pytest.approx(0.5)
-    closed = eye.copy()
-    closed[:, 1] = 0.0
-    assert eye_aspect_ratio(closed) == 0.0
-    assert eye_aspect_ratio(np.zeros((6, 2))) == 0.0  # degenerate: no division by zero
-    landmarks = np.zeros((68, 2), np.float32)
-    landmarks[36:42] = eye
-    landmarks[42:48] = closed + 10
-    assert mean_ear(landmarks) == pytest.approx(0.25)
 
 
 def test_ear_of_real_open_eyes(detector: FaceDetector, predictor: LandmarkPredictor) -> None:

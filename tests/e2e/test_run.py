@@ -10,12 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 
 from edge.config import DEFAULT_CLIP
 from edge.sinks.jsonl import read_events
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "models" / "emotion_int8.tflite"
 
 
@@ -186,3 +187,15 @@ def test_sigkill_leaves_only_whole_lines(tmp_path: Path) -> None:
     events = list(read_events(log))  # the torn line is skipped, every other line parses
     assert len(events) == len(whole) + restarted.count(b"\n")
     assert events[-1]["event"] == "stop"
+
+
+def test_no_image_is_written_unless_snapshots_are_asked_for(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "edge.cli", "run", "--quiet", "--max-frames", "40",
+               "--log", str(tmp_path / "events.jsonl")]
+    subprocess.run(command, cwd=tmp_path, check=True, timeout=120)
+    images = [p for p in tmp_path.rglob("*") if p.suffix.lower() in (".jpg", ".png", ".bmp")]
+    assert images == []
+    snaps = tmp_path / "snaps"
+    subprocess.run([*command, "--snapshots", str(snaps)], cwd=tmp_path, check=True, timeout=120)
+    written = sorted(snaps.glob("*.jpg"))
+    assert written and cv2.imread(str(written[0])) is not None
