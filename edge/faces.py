@@ -17,7 +17,7 @@ import dlib
 import numpy as np
 
 from edge.config import DetectConfig
-from edge.errors import ModelError
+from edge.errors import ModelError, first_line
 from edge.images import to_gray
 from edge.types import Box, Detection
 
@@ -118,8 +118,8 @@ class LandmarkPredictor:
         try:
             self._predictor = dlib.shape_predictor(str(self.model_path))
         except RuntimeError as exc:
-            reason = (str(exc).strip().splitlines() or ["unreadable"])[0]
-            raise ModelError(f"cannot load landmark model {self.model_path}: {reason}") from None
+            raise ModelError(f"cannot load landmark model {self.model_path}: "
+                             f"{first_line(exc)}") from None
 
     def predict(self, image: np.ndarray, box: Box) -> np.ndarray:
         """(68, 2) float32 landmark coordinates (x, y) in `image` pixels."""
