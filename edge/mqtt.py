@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from edge import __version__
 from edge.errors import EdgeError
 from edge.eventlog import event_to_dict
-from edge.labels import FER2013_LABELS
+from edge.model_contract import FER2013_LABELS
 from edge.types import Event
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from typing import IO, Any
 import click
 
 from edge.eventlog import log_files, read_events
-from edge.labels import FER2013_LABELS
+from edge.model_contract import FER2013_LABELS
 
 TABLE_ROWS = 48  # the most recent buckets printed; the CSV has them all
 DENSE_BUCKETS = 150  # past this many bars, no gaps, edges or markers: they would be all

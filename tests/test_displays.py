@@ -13,7 +13,7 @@ import pytest
 from edge.displays import FramebufferDisplay, WindowDisplay
 from edge.draw import annotate
 from edge.errors import EdgeError
-from edge.labels import FER2013_LABELS
+from edge.model_contract import FER2013_LABELS
 from edge.types import Box, Face, Frame, FrameResult
 
 REPO = Path(__file__).resolve().parents[1]
