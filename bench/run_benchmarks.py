@@ -1,9 +1,11 @@
 """The full benchmark: our pipeline against the original project's way and `fer`.
 
-    python bench/run_benchmarks.py                  # default budget (20 min), writes docs/
-    python bench/run_benchmarks.py --budget 300     # quicker and noisier
-    python bench/run_benchmarks.py --skip-fer --skip-original --size 640x480
-    python bench/run_benchmarks.py --report-only docs/benchmarks.json   # re-render only
+    python -m bench.run_benchmarks                  # default budget (20 min), writes docs/
+    python -m bench.run_benchmarks --budget 300     # quicker and noisier
+    python -m bench.run_benchmarks --skip-fer --skip-original --size 640x480
+    python -m bench.run_benchmarks --report-only docs/benchmarks.json   # re-render only
+
+(from the repository root: the baseline workers run as `python -m bench.baselines.NAME`).
 
 Needs the build extra (TensorFlow, matplotlib) for the baselines; edge-run bench
 is the device-side subset. Everything is measured in this one run, each
@@ -26,13 +28,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench" / "baselines"))
-
-from fer_env import ensure_fer_env  # noqa: E402
-
-from edge.bench import (  # noqa: E402
+from bench.baselines.fer_env import ensure_fer_env
+from edge.bench import (
     STAGES,
     RunSpec,
     allowed_cores,
@@ -43,8 +40,8 @@ from edge.bench import (  # noqa: E402
     run_worker,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 SCHEMA = "edge-emotion-benchmarks/1"
-BASELINES = REPO / "bench" / "baselines"
 SHARED = Path(os.environ.get("EDGE_SHARED_DIR", REPO.parent / "shared"))
 MEDIA = SHARED / "data" / "media" / "video"
 DEFAULT_INPUTS = (MEDIA / "open" / "pyfeat_single_face.mp4",
@@ -69,12 +66,17 @@ TARGETS = (("fps", 30.0, "end-to-end fps, 640x480, one core"),
 # --- setup ------------------------------------------------------------------------
 
 
+def baseline(name: str, python: str = sys.executable) -> list[str]:
+    """The command of a bench/baselines module (run_worker puts the repository on the path)."""
+    return [python, "-m", f"bench.baselines.{name}"]
+
+
 def make_models(out_dir: Path, int8: Path) -> dict[str, Any]:
     """Float32 TFLite, float Keras and original-size Keras models (TensorFlow, subprocess)."""
     import subprocess
 
-    done = subprocess.run([sys.executable, str(BASELINES / "make_models.py"), str(out_dir),
-                           "--int8", str(int8)], capture_output=True, text=True, timeout=900)
+    done = subprocess.run([*baseline("make_models"), str(out_dir), "--int8", str(int8)],
+                          capture_output=True, text=True, timeout=900, cwd=REPO)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -128,9 +130,9 @@ def _group(spec: RunSpec, models: dict[str, Any], fer: dict[str, Any], fer_liter
     if not skip_original and models.get("original_keras"):
         group.append((ORIGINAL, replace(spec, label=ORIGINAL,
                                         extra={"keras_model": models["original_keras"]}),
-                      [sys.executable, str(BASELINES / "original_worker.py")]))
+                      baseline("original_worker")))
     if fer.get("available"):
-        command = [fer["python"], str(BASELINES / "fer_worker.py")]
+        command = baseline("fer_worker", fer["python"])
         runtimes = ["tensorflow"] if fer.get("tensorflow") else []
         if (fer_litert and reference) or not runtimes:
             runtimes.append("litert")
@@ -212,7 +214,7 @@ def classify_alone(threads: list[int], base: RunSpec, models: dict[str, Any],
     extra = {"int8": str(base.model or INT8_MODEL), "float32": models.get("float_tflite"),
              "fer_tflite": fer.get("tflite"), "edge_keras": models.get("edge_keras"),
              "original_keras": models.get("original_keras")}
-    command = [sys.executable, str(BASELINES / "classify_worker.py")]
+    command = baseline("classify_worker")
     results = []
     for count in threads:
         spec = replace(base, label="classification alone", threads=count, frames=300,
@@ -222,7 +224,7 @@ def classify_alone(threads: list[int], base: RunSpec, models: dict[str, Any],
 
 
 def run_probes(base: RunSpec, clips: dict[tuple[str, int, int], Path]) -> dict[str, Any]:
-    """bench/baselines/probes.py on the first clip's 640x480 and 1280x720 versions."""
+    """bench.baselines.probes on the first clip's 640x480 and 1280x720 versions."""
     first = next(iter(clips))[0] if clips else None
     by_size = {(w, h): clip for (source, w, h), clip in clips.items() if source == first}
     if (640, 480) not in by_size:
@@ -232,7 +234,7 @@ def run_probes(base: RunSpec, clips: dict[tuple[str, int, int], Path]) -> dict[s
              "model": str(INT8_MODEL)}
     spec = replace(base, label="probes", threads=1, extra=extra)
     return run_worker(spec, timeout=600,
-                      command=[sys.executable, str(BASELINES / "probes.py")])
+                      command=baseline("probes"))
 
 
 def reference_spec(plan: list[tuple[str, RunSpec, Any]]) -> RunSpec | None:
@@ -414,10 +416,10 @@ def md_header(results: dict[str, Any]) -> str:
     libraries = ", ".join(f"{k} {v}" for k, v in machine.get("libraries", {}).items())
     return "\n".join([
         "# Benchmarks", "",
-        "Generated by `python bench/run_benchmarks.py` (the device-side subset is "
+        "Generated by `python -m bench.run_benchmarks` (the device-side subset is "
         "`edge-run bench`); do not edit by hand. Raw numbers: "
         "[benchmarks.json](benchmarks.json).", "",
-        "To reproduce: `pip install '.[build]'`, then `python bench/run_benchmarks.py` "
+        "To reproduce: `pip install '.[build]'`, then `python -m bench.run_benchmarks` "
         "(`--budget SECONDS`, default 1200; it creates `bench/.venv-fer` for the fer "
         "baseline on first use). On a device, without TensorFlow: "
         "`edge-run bench [--input CLIP] [--json out.json]`.", "",

@@ -1,6 +1,6 @@
 """Soak: run the real loop over a looped clip and watch resident memory.
 
-    python bench/soak.py --frames 100000 [--input CLIP] [--json out.json]
+    python -m bench.soak --frames 100000 [--input CLIP] [--json out.json]
 
 RSS is sampled every `--every` frames after a warm-up (allocators and caches
 settle in the first frames); the figure that matters is growth from the end of

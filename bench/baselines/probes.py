@@ -1,6 +1,7 @@
 """Micro-measurements behind the proposals in docs/BENCHMARKS.md "Where the time goes".
 
-    python probes.py SPEC_JSON SPAWNED_AT   # spec["extra"]: {"clip_640": .., "clip_1280": ..}
+    python -m bench.baselines.probes SPEC_JSON SPAWNED_AT
+    # spec["extra"]: {"clip_640": .., "clip_1280": ..}
 
 On one pinned core, median ms over the clip's frames: HOG as shipped (the
 config's detect width and upsampling) against the same scale reached by one
@@ -15,12 +16,9 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from common import emit, pin_for, summarize, worker_args
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench.baselines.common import emit, pin_for, summarize, worker_args
 
 ROI_FACE_PX = 100  # HOG's window is 80 px: a face scaled to ~100 px needs no upsampling
 
