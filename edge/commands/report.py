@@ -25,7 +25,7 @@ from typing import Any
 import click
 
 from edge.errors import CliError
-from edge.labels import FER2013_LABELS
+from edge.model_contract import FER2013_LABELS
 from edge.sinks.jsonl import log_files, read_events
 
 TABLE_ROWS = 48  # the most recent buckets printed; the CSV has them all
