@@ -1,6 +1,6 @@
 """Does motion gating change what `edge-run` reports? Event logs before and after.
 
-    python bench/gating_equivalence.py [--out docs/gating_equivalence.json]
+    python -m bench.gating_equivalence [--out docs/gating_equivalence.json]
 
 Runs `edge-run run` on the embedded clip and the shared FOCUS clips twice: `before`
 (`motion = false`, `scan_lag = 0`: the loop as it was) and `after` (the defaults),
@@ -30,11 +30,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from edge.config import DEFAULT_CLIP
+from edge.sinks.jsonl import read_events
 
-from edge.config import DEFAULT_CLIP  # noqa: E402
-from edge.eventlog import read_events  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SHARED = Path(os.environ.get("EDGE_SHARED_DIR", REPO.parent / "shared"))
 FOCUS = SHARED / "data" / "media" / "video" / "focus_blink_noncommercial"
@@ -45,7 +44,7 @@ CLIPS = ("mahie_test_4_low_fps", "mahie_test_2", "mahie_test_5_low_fps", "soniya
 SETTINGS = {"before": "motion = false\nscan_lag = 0\n", "after": "",
             "control": "motion = false\nscan_lag = 0\nscan_every = 16\n"}
 TOLERANCE = 1  # frames
-BLINK_TOLERANCE = 2  # frames, as bench/blink_eval.py
+BLINK_TOLERANCE = 2  # frames, as research/blink_eval.py
 
 
 def run(clip: Path, setting: str, work: Path) -> list[dict[str, Any]]:

@@ -86,7 +86,7 @@ def clip_frames(clip: Path, width: int, height: int, count: int) -> list[Any]:
     """`count` frames of `clip` at width x height (letterboxed), looping if it is short."""
     import cv2
 
-    from edge.bench import letterbox
+    from edge.images import letterbox
 
     capture = cv2.VideoCapture(str(clip))
     frames: list[Any] = []
@@ -152,37 +152,32 @@ def make_scenes(clip: Path, out_dir: Path, fps: float, seconds: float, width: in
 
 
 def measure(spec: PacedSpec) -> dict[str, Any]:
-    from edge.bench import pin_to
+    from edge.commands.bench import pin_to
 
     cores = pin_to({spec.pin} if spec.pin is not None else None)
     from edge import config as config_module
-    from edge.eventlog import JsonlLog
-    from edge.runner import build_pipeline
-    from edge.sources import open_source
-    from edge.stats import RunStats
+    from edge.build import build
+    from edge.runner import Runner
+    from edge.sinks.jsonl import JsonlLog
 
-    config = config_module.load(None, {"detect": dict(spec.detect),
-                                       "model": {"threads": 1}})
-    pipeline = build_pipeline(config)
-    source = open_source(spec.clip, width=640, height=480)
-    source.open()
+    config = config_module.load(None, {
+        "detect": dict(spec.detect), "model": {"threads": 1},
+        "source": {"input": spec.clip, "width": 640, "height": 480},
+        "log": {"path": ""}})  # the log below, in a temporary folder
     with tempfile.TemporaryDirectory(prefix="edge-paced-") as tmp:
-        log = JsonlLog(Path(tmp) / "events.jsonl").open()
-        try:
-            result = _paced_loop(spec, pipeline, source, log, RunStats(pipeline.labels))
-        finally:
-            source.close()
-            log.close()
-            pipeline.close()
+        runner = Runner(build(config, [JsonlLog(Path(tmp) / "events.jsonl").open()]))
+        with runner.parts:
+            result = _paced_loop(spec, runner)
     return {"scene": spec.scene, "setting": spec.setting, "fps_target": spec.fps,
             "cores": cores, "detect": {key: getattr(config.detect, key) for key in
                                        ("motion", "scan_lag", "idle_scan", "scan_every")},
             **result}
 
 
-def _paced_loop(spec: PacedSpec, pipeline: Any, source: Any, log: Any,
-                stats: Any) -> dict[str, Any]:
+def _paced_loop(spec: PacedSpec, runner: Any) -> dict[str, Any]:
+    """The real loop (`Runner.step`), each frame released when a camera would deliver it."""
     clock = time.perf_counter
+    pipeline = runner.parts.pipeline
     period = 1.0 / spec.fps
     frame_times: list[float] = []
     frame_cpu: list[float] = []  # the loop thread's own CPU time: what a frame costs it,
@@ -199,29 +194,24 @@ def _paced_loop(spec: PacedSpec, pipeline: Any, source: Any, log: Any,
         else:
             late += wait < -period  # a whole frame behind: a camera would have dropped one
         t0, c0 = clock(), time.thread_time()
-        frame = source.read(timeout=1.0)
-        if frame is None:
-            break
-        result = pipeline.process(frame)
-        stats.add(result)
-        for event in result.events:
-            log.write(event)
+        result = runner.step()  # read, detect/track, landmarks, classify, events, stats
         t1 = clock()
+        if result is None:
+            break
         frame_times.append(t1 - t0)
         frame_cpu.append(time.thread_time() - c0)
         if (first_result_at is None and spec.face_from is not None
-                and frame.index >= spec.face_from
+                and result.frame.index >= spec.face_from
                 and any(face.probabilities is not None for face in result.faces)):
             first_result_at = t1 - (start + spec.face_from * period)
-            first_result_frame = frame.index
+            first_result_frame = result.frame.index
     wall = clock() - start
     cpu = time.process_time() - cpu_start
-    ordered = sorted(frame_times)
-    scanner = getattr(pipeline, "scanner", None)
+    scanner = pipeline.scanner
     return {
         "frames": len(frame_times), "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
         "core_share": round(cpu / wall, 4) if wall > 0 else None,
-        "frame_ms": _stats(ordered), "frame_cpu_ms": _stats(sorted(frame_cpu)),
+        "frame_ms": _stats(sorted(frame_times)), "frame_cpu_ms": _stats(sorted(frame_cpu)),
         "scans": pipeline.schedule.count,
         "scan_waits": None if scanner is None else scanner.waits,
         "scan_wait_max_ms": None if scanner is None else round(scanner.wait_max * 1e3, 2),
@@ -229,7 +219,7 @@ def _paced_loop(spec: PacedSpec, pipeline: Any, source: Any, log: Any,
         "face_from": spec.face_from,
         "first_result_s": None if first_result_at is None else round(first_result_at, 3),
         "first_result_frame": first_result_frame,
-        "faces_seen": len(stats.total.faces),
+        "faces_seen": len(runner.stats.total.faces),
     }
 
 
@@ -367,7 +357,7 @@ def gil_probe(calls: int = 4) -> dict[str, Any]:
 
 
 def report(runs: list[dict[str, Any]], clip: Path, fps: float, seconds: float) -> dict[str, Any]:
-    from edge.bench import machine_info
+    from edge.commands.bench import machine_info
 
     return {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": machine_info(), "clip": clip.name, "fps": fps, "seconds": seconds,

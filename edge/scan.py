@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from edge.types import Face
+from edge.types import Detection
 
 SCAN_NICE = 10  # the scan thread's nice above the loop's: it yields the core (Linux)
 
@@ -65,13 +65,13 @@ class ScanSchedule:
 class BackgroundScan:
     """One scan at a time on a daemon thread; its faces are collected `lag` frames later."""
 
-    def __init__(self, detect: Callable[[np.ndarray], Sequence[Face]], lag: int) -> None:
+    def __init__(self, detect: Callable[[np.ndarray], Sequence[Detection]], lag: int) -> None:
         if lag < 1:
             raise ValueError(f"lag must be >= 1, got {lag}")
         self.detect = detect
         self.lag = lag
         self._due: int | None = None  # frame index at which the running scan is collected
-        self._result: list[Face] | None = None
+        self._result: list[Detection] | None = None
         self._error: BaseException | None = None
         self._job: np.ndarray | None = None
         self._wake = threading.Condition()
@@ -101,7 +101,7 @@ class BackgroundScan:
     def due(self, index: int) -> bool:
         return self._due is not None and index >= self._due
 
-    def collect(self) -> list[Face]:
+    def collect(self) -> list[Detection]:
         """The running scan's faces, waiting for it if it is not done yet."""
         if self._due is None:
             raise RuntimeError("no scan is running")

@@ -1,0 +1,114 @@
+"""When the full-frame scan runs, and the scan beside the loop (synthetic frames, no models)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from edge.scan import BackgroundScan, ScanSchedule
+from edge.types import Box, Detection
+
+FPS = 30.0
+
+
+def schedule_run(schedule: ScanSchedule, frames: int, tracked: bool, moving: bool
+                 ) -> list[int]:
+    started = []
+    for index in range(frames):
+        if schedule.should_scan(index, index / FPS, tracked, moving):
+            schedule.started(index / FPS)
+            started.append(index)
+    return started
+
+
+def test_ungated_is_the_old_loop() -> None:
+    """Every frame with no face tracked, every scan_every frames with one."""
+    assert schedule_run(ScanSchedule(15, 2.0, gated=False), 10, False, False) == list(range(10))
+    assert schedule_run(ScanSchedule(15, 2.0, gated=False), 61, True, False) == [0, 15, 30, 45,
+                                                                                 60]
+
+
+def test_empty_still_room_is_scanned_only_every_idle_period() -> None:
+    started = schedule_run(ScanSchedule(15, 2.0, gated=True), 10 * 30, False, False)
+    assert started == [0, 60, 120, 180, 240]
+
+
+def test_motion_with_no_face_scans_at_once() -> None:
+    schedule = ScanSchedule(15, 2.0, gated=True)
+    schedule_run(schedule, 5, False, False)  # frame 0 scanned, then still
+    assert not schedule.should_scan(5, 5 / FPS, tracked=False, moving=False)
+    assert schedule.should_scan(6, 6 / FPS, tracked=False, moving=True)
+
+
+def test_tracked_face_and_motion_elsewhere_scans_every_scan_every_frames() -> None:
+    started = schedule_run(ScanSchedule(15, 2.0, gated=True), 61, True, True)
+    assert started == [0, 15, 30, 45, 60]
+
+
+def test_tracked_face_and_nothing_else_moving_scans_every_idle_period() -> None:
+    started = schedule_run(ScanSchedule(15, 1.0, gated=True), 100, True, False)
+    assert started == [0, 30, 60, 90]
+
+
+class Gate:
+    """A detector stand-in whose calls finish when the test says so."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.seen: list[int] = []
+
+    def detect(self, gray: np.ndarray) -> list[Detection]:
+        self.release.wait(5.0)
+        self.seen.append(int(gray[0, 0]))
+        return [Detection(box=Box(int(gray[0, 0]), 0, 50, 50), score=1.0)]
+
+
+def test_background_scan_is_collected_exactly_lag_frames_later() -> None:
+    gate = Gate()
+    scan = BackgroundScan(gate.detect, lag=2)
+    try:
+        frame = np.full((48, 64), 7, dtype=np.uint8)
+        scan.start(frame, index=10)
+        frame[:] = 99  # the loop's buffer changes: the scan has its own copy
+        assert scan.busy and not scan.due(10) and not scan.due(11) and scan.due(12)
+        with pytest.raises(RuntimeError):
+            scan.start(frame, index=11)  # one at a time
+        gate.release.set()
+        faces = scan.collect()
+        assert [face.box.left for face in faces] == [7] and gate.seen == [7]
+        assert not scan.busy and not scan.due(13)
+    finally:
+        scan.close()
+
+
+def test_collect_waits_for_an_unfinished_scan_and_counts_it() -> None:
+    gate = Gate()
+    scan = BackgroundScan(gate.detect, lag=1)
+    try:
+        scan.start(np.full((8, 8), 3, dtype=np.uint8), index=0)
+        threading.Timer(0.05, gate.release.set).start()
+        assert [face.box.left for face in scan.collect()] == [3]
+        assert scan.waits == 1
+    finally:
+        scan.close()
+
+
+def test_a_failed_scan_raises_in_the_loop() -> None:
+    def broken(gray: np.ndarray) -> list[Detection]:
+        raise ValueError("bad frame")
+
+    scan = BackgroundScan(broken, lag=1)
+    try:
+        scan.start(np.zeros((8, 8), dtype=np.uint8), index=0)
+        with pytest.raises(ValueError, match="bad frame"):
+            scan.collect()
+        assert not scan.busy  # the next scan may start
+    finally:
+        scan.close()
+
+
+def test_lag_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        BackgroundScan(lambda gray: [], lag=0)
