@@ -20,13 +20,16 @@ from edge.sinks import EventSink, FrameSink
 from edge.sources import Source, open_source
 
 
-def build_pipeline(config: Config) -> Pipeline:
-    """Model, landmarks and detector: the slow, fallible part of start-up."""
+def build_pipeline(config: Config, live: bool = False) -> Pipeline:
+    """Model, landmarks and detector: the slow, fallible part of start-up.
+
+    `live`: frames come from a camera, so a late background scan must not hold one up.
+    """
     classifier = EmotionClassifier(config.model_path(), threads=config.model.threads,
                                    mirror_average=config.mirror_average())
     landmarks = LandmarkPredictor(find_landmark_model(config.model.landmarks or None))
     return Pipeline(FaceDetector(config.detect), landmarks, classifier, config.detect,
-                    smoothing=config.model.smoothing, blink=config.blink)
+                    smoothing=config.model.smoothing, blink=config.blink, live=live)
 
 
 def build_source(config: Config) -> Source:
@@ -90,13 +93,15 @@ class Parts:
         self.stack.close()
 
 
-def build(config: Config, extra_events: Iterable[EventSink] = (), sinks: bool = True) -> Parts:
+def build(config: Config, extra_events: Iterable[EventSink] = (), sinks: bool = True,
+          live: bool | None = None) -> Parts:
     """Open the pipeline, the source and (with `sinks`) every configured output.
 
     `extra_events` are sinks the caller made (the console); they are closed too.
+    `live` (default: whether the source is a camera) is build_pipeline's.
     """
-    pipeline = build_pipeline(config)
     source = build_source(config)
+    pipeline = build_pipeline(config, source.live if live is None else live)
     with contextlib.ExitStack() as stack:
         stack.callback(pipeline.close)  # its scan thread; closed after everything else
         source.open()

@@ -75,8 +75,9 @@ class DetectConfig:
     motion_area: float = 0.003  # share of the frame that must change
     idle_scan: float = 2.0  # seconds: the longest time between two full-frame scans
     # Frames between starting a scan beside the loop and using its faces (edge/scan.py);
-    # 0 runs it on the loop's thread, stalling that frame. Slower than ~lag/fps a scan
-    # makes the loop wait: on a Raspberry Pi 4 at 30 fps use 4.
+    # 0 runs it on the loop's thread, stalling that frame. A scan not done by then makes
+    # the loop wait on a file (same events on any machine), joins later on a camera.
+    # A Raspberry Pi 4 at 30 fps: 4.
     scan_lag: int = 2
 
 

@@ -52,7 +52,8 @@ class FaceState:
 
 class Pipeline:
     def __init__(self, detector: Detector, landmarks: LandmarkModel, classifier: Classifier,
-                 detect: DetectConfig, smoothing: float, blink: BlinkConfig) -> None:
+                 detect: DetectConfig, smoothing: float, blink: BlinkConfig,
+                 live: bool = False) -> None:
         self.detector = detector
         self.landmarks = landmarks
         self.classifier = classifier
@@ -73,8 +74,10 @@ class Pipeline:
         if detect.scan_lag > 0:
             # Its own detector: a dlib detector must not run on two threads at once.
             scan_detector = detector.clone()
+            # From a camera (`live`) a late scan delays a new face, never a frame.
             self.scanner = BackgroundScan(
-                lambda gray: scan_detector.detect(gray)[: detect.max_faces], detect.scan_lag)
+                lambda gray: scan_detector.detect(gray)[: detect.max_faces], detect.scan_lag,
+                wait=not live)
 
     def close(self) -> None:
         """Stop the scan thread (a daemon: a run that ends without this loses nothing)."""

@@ -12,10 +12,12 @@ faces are tracked. Two things keep it from costing a frame or a core:
   inside its HOG detector (since 19.22; measured: a Python thread keeps running
   during a detector call), so on a multi-core device the scan takes no time from
   the loop, and on one core the thread runs at a lower priority in the time the
-  loop spends waiting for the camera. Its result is used exactly `lag` frames
-  after the frame it was started on, never "whenever it is ready", so a file
-  gives the same events on any machine; the loop waits for it only if it is not
-  done by then (a device too slow for its `lag`).
+  loop spends waiting for the camera. From a file its result is used exactly
+  `lag` frames after the frame it was started on, never "whenever it is ready",
+  so a file gives the same events on any machine (the loop waits for it if it
+  is not done by then); from a camera (`wait=False`) it is used at the first
+  frame from `lag` on that finds it done, so a busy core delays a new face,
+  never a frame.
 """
 
 from __future__ import annotations
@@ -65,11 +67,13 @@ class ScanSchedule:
 class BackgroundScan:
     """One scan at a time on a daemon thread; its faces are collected `lag` frames later."""
 
-    def __init__(self, detect: Callable[[np.ndarray], Sequence[Detection]], lag: int) -> None:
+    def __init__(self, detect: Callable[[np.ndarray], Sequence[Detection]], lag: int,
+                 wait: bool = True) -> None:
         if lag < 1:
             raise ValueError(f"lag must be >= 1, got {lag}")
         self.detect = detect
         self.lag = lag
+        self.wait = wait  # at the due frame: wait for the scan (files) or go on (cameras)
         self._due: int | None = None  # frame index at which the running scan is collected
         self._result: list[Detection] | None = None
         self._error: BaseException | None = None
@@ -99,7 +103,9 @@ class BackgroundScan:
             self._wake.notify()
 
     def due(self, index: int) -> bool:
-        return self._due is not None and index >= self._due
+        """Collect now? From frame start + lag on; without `wait`, only once it is done."""
+        return (self._due is not None and index >= self._due
+                and (self.wait or self._done.is_set()))
 
     def collect(self) -> list[Detection]:
         """The running scan's faces, waiting for it if it is not done yet."""

@@ -95,6 +95,20 @@ def test_collect_waits_for_an_unfinished_scan_and_counts_it() -> None:
         scan.close()
 
 
+def test_from_a_camera_a_late_scan_is_collected_when_done_not_waited_for() -> None:
+    gate = Gate()
+    scan = BackgroundScan(gate.detect, lag=2, wait=False)
+    try:
+        scan.start(np.full((8, 8), 5, dtype=np.uint8), index=0)
+        assert not scan.due(2) and not scan.due(3)  # due, but not done: the loop goes on
+        gate.release.set()
+        while not scan.due(4):
+            threading.Event().wait(0.01)
+        assert [face.box.left for face in scan.collect()] == [5] and scan.waits == 0
+    finally:
+        scan.close()
+
+
 def test_a_failed_scan_raises_in_the_loop() -> None:
     def broken(gray: np.ndarray) -> list[Detection]:
         raise ValueError("bad frame")
