@@ -102,7 +102,9 @@ def test_from_a_camera_a_late_scan_is_collected_when_done_not_waited_for() -> No
         scan.start(np.full((8, 8), 5, dtype=np.uint8), index=0)
         assert not scan.due(2) and not scan.due(3)  # due, but not done: the loop goes on
         gate.release.set()
-        while not scan.due(4):
+        for _ in range(500):  # the scan thread finishes soon after the release
+            if scan.due(4):
+                break
             threading.Event().wait(0.01)
         assert [face.box.left for face in scan.collect()] == [5] and scan.waits == 0
     finally:
