@@ -110,8 +110,9 @@ def section(paced: dict[str, Any], equivalence: dict[str, Any] | None,
     gil = paced.get("gil")
     if gil:
         lines += ["", "### Why a thread", "",
-                  "The full-frame scan runs on a thread beside the loop, at a lower priority "
-                  "(nice +10), and its faces join the tracker exactly `scan_lag` frames later. "
+                  "The full-frame scan runs on a thread beside the loop (behind a camera at "
+                  "a lower priority, nice +10) and its faces join the tracker `scan_lag` "
+                  "frames later (from a file exactly then; from a camera once it is done). "
                   "That needs dlib's HOG detector to release the GIL, which it does since "
                   "dlib 19.22 (`py::gil_scoped_release` in its Python binding); measured in "
                   f"this run (`edge.pace.gil_probe`): while a thread ran detector calls of at "

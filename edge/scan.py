@@ -11,13 +11,13 @@ faces are tracked. Two things keep it from costing a frame or a core:
 * `BackgroundScan` runs it on a thread beside the loop. dlib releases the GIL
   inside its HOG detector (since 19.22; measured: a Python thread keeps running
   during a detector call), so on a multi-core device the scan takes no time from
-  the loop, and on one core the thread runs at a lower priority in the time the
-  loop spends waiting for the camera. From a file its result is used exactly
-  `lag` frames after the frame it was started on, never "whenever it is ready",
-  so a file gives the same events on any machine (the loop waits for it if it
-  is not done by then); from a camera (`wait=False`) it is used at the first
-  frame from `lag` on that finds it done, so a busy core delays a new face,
-  never a frame.
+  the loop, and on one core the thread runs (behind a camera: at a lower
+  priority) in the time the loop spends waiting for the camera. From a file
+  its result is used exactly `lag` frames after the frame it was started on,
+  never "whenever it is ready", so a file gives the same events on any machine
+  (the loop waits for it if it is not done by then); from a camera
+  (`wait=False`) it is used at the first frame from `lag` on that finds it
+  done, so a busy core delays a new face, never a frame.
 """
 
 from __future__ import annotations
@@ -132,7 +132,9 @@ class BackgroundScan:
             self._thread = None
 
     def _run(self) -> None:
-        if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+        # Behind a camera the loop must win the core; from a file the loop waits for the
+        # scan anyway, and a lower priority would only let other programs delay both.
+        if not self.wait and hasattr(os, "setpriority"):
             # Linux: a thread is a task with its own nice value; raising it needs no privilege.
             with contextlib.suppress(OSError):
                 tid = threading.get_native_id()
