@@ -43,8 +43,9 @@ def targets(paced: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
                         f"{100 * run['core_share']:.1f}%", run["core_share"] <= limit))
     run = _run(runs, "one face", "after")
     if run:
-        p99 = run["frame_ms"]["p99"]
-        out.append(("one face: frame time p99", "<= 10 ms", f"{p99:.1f} ms", p99 <= 10))
+        p99, cpu99 = run["frame_ms"]["p99"], run["frame_cpu_ms"]["p99"]
+        out.append(("one face: frame time p99 (loop CPU p99)", "<= 10 ms",
+                    f"{p99:.1f} ms ({cpu99:.1f} ms)", p99 <= 10))
     run = _run(runs, "person enters", "after")
     if run:
         first = run["first_result_s"]
@@ -71,8 +72,10 @@ def section(paced: dict[str, Any], equivalence: dict[str, Any] | None,
              f"still with Gaussian sensor noise (sigma {paced['noise_sigma']:g} gray levels, "
              f"new every frame), the clip `{paced['clip']}` (one person), and "
              f"{paced['lead_in_s']:g} s of the noisy still followed by that clip.",
-             "- Share of one core: process CPU time (all threads) over the wall time of the "
-             "paced loop. Frame time: wall time from reading a frame to its events written; "
+             "- Share of one core: process CPU time (all threads) per second of video, which "
+             "is CPU over wall time while the loop keeps pace (where it falls behind, the wall "
+             "time stretches and CPU over wall would understate the need). Frame time: wall "
+             "time from reading a frame to its events written; "
              "loop CPU: the loop thread's own CPU time for that frame, which other programs "
              "on the core cannot inflate. First result: from the moment the person's first "
              "frame was due to the moment their first classification was written.", "",
