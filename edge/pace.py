@@ -126,7 +126,7 @@ def make_scenes(clip: Path, out_dir: Path, fps: float, seconds: float, width: in
 
     rng = np.random.default_rng(seed)
     total = max(1, round(seconds * fps))
-    lead = min(total - 1, round(LEAD_IN * fps))
+    lead = min(total // 2, round(LEAD_IN * fps))  # short runs: half empty, half person
     still = empty_still(clip, width, height).astype(np.float32)
     if FaceDetector().detect(still.astype(np.uint8)):
         raise ValueError(f"{clip}: the left third of its first frame has a face; "
@@ -367,7 +367,8 @@ def report(runs: list[dict[str, Any]], clip: Path, fps: float, seconds: float) -
 
     return {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": machine_info(), "clip": clip.name, "fps": fps, "seconds": seconds,
-            "noise_sigma": NOISE_SIGMA, "lead_in_s": LEAD_IN, "settings": SETTINGS,
+            "noise_sigma": NOISE_SIGMA, "settings": SETTINGS,
+            "lead_in_s": min(LEAD_IN, round(seconds * fps) // 2 / fps),
             "gil": gil_probe(), "runs": runs}
 
 
