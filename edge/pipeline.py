@@ -131,7 +131,9 @@ class Pipeline:
         in between."""
         n, detect, tracker = self._frames_seen, self.detect, self.tracker
         moving = True
-        if self.gate is not None:
+        if self.gate is not None and (not tracker.tracks or n % detect.scan_every == 0):
+            # Only where the answer matters: with faces tracked that is one frame in
+            # scan_every (the background follows time, not frames, so it needs no more).
             self.gate.update(frame.gray, frame.timestamp)
             moving = self.gate.moving(track.box for track in tracker.tracks.values())
         scanner = self.scanner
