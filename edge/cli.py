@@ -30,7 +30,10 @@ OVERRIDES: dict[str, tuple[str, str]] = {
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    click.echo(f"edge-run: error: {message}", err=True)
+    from edge.logs import error_prefix
+
+    # Under systemd this is the one line that says why the service stopped: priority err.
+    click.echo(f"{error_prefix()}edge-run: error: {message}", err=True)
     sys.exit(code)
 
 

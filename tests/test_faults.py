@@ -93,3 +93,22 @@ def test_journal_lines_carry_a_priority_prefix() -> None:
         env={**os.environ, "JOURNAL_STREAM": "8:1234"})
     errors = [line for line in result.stderr.splitlines() if "No space left" in line]
     assert errors and all(line.startswith("<3>") for line in errors)
+
+
+@pytest.mark.parametrize("journal", [True, False])
+def test_the_fatal_error_line_has_priority_err_in_the_journal(tmp_path: Path,
+                                                               journal: bool) -> None:
+    # Found by .ci/systemd-check: without the prefix journald filed it at info, and
+    # `journalctl -p err -u edge-emotion` did not show why the service stopped.
+    config = tmp_path / "config.toml"
+    config.write_text("[detect]\nevry = 3\n")
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    if journal:
+        env["JOURNAL_STREAM"] = "8:1234"
+    result = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    prefix = "<3>" if journal else ""
+    assert line.startswith(f"{prefix}edge-run: error: {config}: unknown key detect.evry")
