@@ -79,13 +79,33 @@ def load_config(config_path: Path | None, options: dict[str, Any]) -> Any:
     return config.load(config_path, overrides_from(options))
 
 
-@click.group(invoke_without_command=True)
+class DefaultRunGroup(click.Group):
+    """`edge-run [RUN OPTIONS]` is `edge-run run [RUN OPTIONS]`; the help shows run's options."""
+
+    OWN_OPTIONS = ("--help", "--version")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # No words, or an option first: the default command. A first word that is not a
+        # command stays an error ("No such command"), so a typo never starts a run.
+        if not args or (args[0].startswith("-") and args[0] not in self.OWN_OPTIONS):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help(ctx, formatter)
+        run_command = self.commands["run"]
+        with formatter.section("Run options (edge-run [RUN OPTIONS] = edge-run run [RUN OPTIONS])"):
+            formatter.write_dl([record for param in run_command.get_params(ctx)
+                                if (record := param.get_help_record(ctx)) is not None
+                                and "--help" not in record[0]])
+
+
+@click.group(cls=DefaultRunGroup)
 @click.version_option(package_name="edge-emotion")
-@click.pass_context
-def main(ctx: click.Context) -> None:
-    """Facial emotion and blink logging on a camera, a file or a stream."""
-    if ctx.invoked_subcommand is None:
-        ctx.invoke(run)
+def main() -> None:
+    """Facial emotion and blink logging on a camera, a file or a stream.
+
+    With no command, or with run options only, it runs the pipeline (`run`)."""
 
 
 @main.command()
