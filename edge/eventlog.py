@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -44,7 +45,9 @@ def event_to_dict(event: Event) -> dict[str, Any]:
 
 
 class JsonlLog:
-    """Append-only JSONL file with size-based rotation (LOG, LOG.1 ... LOG.N)."""
+    """Append-only JSONL file with size-based rotation (LOG, LOG.1 ... LOG.N).
+
+    Only a regular file rotates; a device, a FIFO or a symlink is appended to as is."""
 
     def __init__(self, path: str | Path, max_bytes: int = 10_000_000, backups: int = 5,
                  queue_limit: int = 10_000) -> None:
@@ -56,6 +59,7 @@ class JsonlLog:
         self._failing_since: float | None = None
         self._next_retry = 0.0
         self._needs_newline = False
+        self._rotates = True
         self.dropped = 0
 
     def open(self) -> JsonlLog:
@@ -65,7 +69,13 @@ class JsonlLog:
 
     def _open_fd(self) -> None:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        self._size = os.fstat(self._fd).st_size
+        status = os.fstat(self._fd)
+        regular = stat.S_ISREG(status.st_mode)
+        self._size = status.st_size if regular else 0
+        # Only a regular file rotates: renaming /dev/null, /dev/stdout, a FIFO or the
+        # user's symlink and creating a plain file in its place would break the system
+        # (or the link). Those are written to as they are, without a size limit.
+        self._rotates = regular and not self.path.is_symlink()
         # A previous run killed mid-write may have left a torn last line: never
         # glue our first line onto it.
         if self._size:
@@ -96,7 +106,7 @@ class JsonlLog:
                 self._needs_newline = False
             while self._pending:
                 data = self._pending[0]
-                if self._size and self._size + len(data) > self.max_bytes:
+                if self._rotates and self._size and self._size + len(data) > self.max_bytes:
                     self._rotate()
                 written = os.write(self._fd, data)  # type: ignore[arg-type]
                 if written != len(data):  # a short write on a nearly full disk
