@@ -26,6 +26,7 @@ def run_checks(config: Config, open_camera: bool = True) -> Iterator[str]:
         from edge.mqtt import check_broker
 
         yield check_broker(config.mqtt)
+    yield from _outputs(config)
     if not open_camera:
         return
     source = build_source(config)
@@ -38,3 +39,23 @@ def run_checks(config: Config, open_camera: bool = True) -> Iterator[str]:
         yield f"ok: source {source.description} ({width}x{height})"
     finally:
         source.close()
+
+
+def _outputs(config: Config) -> Iterator[str]:
+    """Open each output the way `run` opens it, so a failure reads the same."""
+    from edge.displays import open_display
+    from edge.eventlog import JsonlLog
+    from edge.snapshots import SnapshotWriter
+
+    if config.log.path:
+        JsonlLog(config.log.path).probe()
+        yield f"ok: event log {config.log.path}"
+    else:
+        yield "ok: no event log"
+    display = open_display(config.display.mode, config.display.framebuffer)
+    if display is not None:
+        display.close()
+        yield f"ok: display {config.display.mode}"
+    if config.snapshots.dir:
+        SnapshotWriter(config.snapshots.dir)
+        yield f"ok: snapshots {config.snapshots.dir}"

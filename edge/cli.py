@@ -137,7 +137,7 @@ def run(config_path: Path | None = None, quiet: bool = False, verbose: bool = Fa
 @config_options
 @click.option("--no-camera", is_flag=True, help="Skip opening the source.")
 def check(config_path: Path | None = None, no_camera: bool = False, **options: Any) -> None:
-    """Validate config, model, landmark file and camera; say what is wrong in one line."""
+    """Validate config, model, landmarks, outputs and camera; say what is wrong in one line."""
     from edge.check import run_checks
 
     try:

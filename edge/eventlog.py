@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from edge.errors import EdgeError
 from edge.types import Event
 
 log = logging.getLogger("edge.eventlog")
@@ -63,9 +64,20 @@ class JsonlLog:
         self.dropped = 0
 
     def open(self) -> JsonlLog:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._open_fd()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._open_fd()
+        except OSError as exc:  # one line for run and check alike (EROFS, EACCES, EISDIR)
+            raise EdgeError(f"event log {self.path}: {exc.strerror or exc}") from None
         return self
+
+    def probe(self) -> None:
+        """Open as a run would, then close; a file made here is removed (edge-run check)."""
+        existed = os.path.lexists(self.path)
+        self.open()
+        self.close()
+        if not existed:
+            self.path.unlink(missing_ok=True)
 
     def _open_fd(self) -> None:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
