@@ -33,6 +33,8 @@ def run_checks(config: Config, open_camera: bool = True) -> Iterator[str]:
     source.open()
     try:
         frame = source.read(timeout=5.0)
+        if frame is None and source.finished:
+            raise SourceError(f"{source.description}: no usable frame in the file")
         if frame is None:
             raise SourceError(f"{source.description}: opened but gave no frame in 5 s")
         width, height = frame.size

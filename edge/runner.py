@@ -22,6 +22,7 @@ from edge.classify import EmotionClassifier, sha256_of
 from edge.config import DEFAULT_CLIP, Config
 from edge.displays import open_display
 from edge.draw import annotate
+from edge.errors import SourceError
 from edge.eventlog import JsonlLog
 from edge.faces import FaceDetector, LandmarkPredictor, find_landmark_model
 from edge.mqtt import MqttSink
@@ -135,7 +136,7 @@ class Runner:
                 "model_sha256": sha256_of(config.model_path()),
                 "runtime": pipeline.classifier.runtime, "labels": list(pipeline.labels),
                 "config": asdict(config)}))
-            self._loop(source, pipeline, display, snapshots, started)
+            frames = self._loop(source, pipeline, display, snapshots, started)
         finally:
             source.close()
             if display is not None:
@@ -144,10 +145,12 @@ class Runner:
                 self.mqtt.close()  # at most ~2 s draining; the rest stays queued on disk
             if self.log is not None:
                 self.log.close()
+        if frames == 0 and source.finished:  # logged (start, summary, stop); now say so
+            raise SourceError(f"{source.description}: no usable frame in the file")
         return 0
 
     def _loop(self, source: Source, pipeline: Pipeline, display: Any,
-              snapshots: SnapshotWriter | None, started: float) -> None:
+              snapshots: SnapshotWriter | None, started: float) -> int:
         stats = RunStats(pipeline.labels)
         max_frames = self.config.source.max_frames
         first_result: float | None = None
@@ -191,6 +194,7 @@ class Runner:
             "reason": self.stop_reason, "frames": frames,
             "seconds": round(time.monotonic() - started, 3),
             "first_result_s": None if first_result is None else round(first_result, 3)}))
+        return frames
 
     def _show(self, result: FrameResult, stats: RunStats, display: Any,
               snapshots: SnapshotWriter | None) -> None:

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from edge.errors import SourceError
-from edge.images import frame_is_usable, to_gray
+from edge.images import MIN_SIDE, frame_is_usable, to_gray
 from edge.types import Frame
 
 # OpenCV's own warnings (a missing device, a backend probe) would interleave with
@@ -285,6 +285,14 @@ class FileSource:
         self._capture = cv2.VideoCapture(self.path)
         if not self._capture.isOpened():
             raise SourceError(f"{self.path}: not a readable video or image")
+        # Every frame of a file has one size: a file of tiny frames is an error now, not
+        # a run of skipped frames that ends in "0 frames".
+        width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if 0 < min(width, height) < MIN_SIDE:
+            self.close()
+            raise SourceError(f"{self.path}: frames are {width}x{height}, under the "
+                              f"{MIN_SIDE}x{MIN_SIDE} minimum")
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self._fps = fps if fps and 0.5 <= fps <= 240 else 30.0
         self._started = time.monotonic()
