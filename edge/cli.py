@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from edge.errors import EdgeError, SourceError
+from edge.errors import EdgeError, NothingLogged, SourceError
 
 # Exit codes: 2 = bad input that a restart cannot fix (config, model, file);
 # 3 = a camera or stream that is not there yet: systemd retries that one.
 EXIT_BAD_INPUT = 2
 EXIT_SOURCE_MISSING = 3
+# 1 = the run ended, but not one event reached the event log (a full or read-only disk).
+EXIT_NOTHING_LOGGED = 1
 
 # CLI flag -> (section, key). Every flag here overrides the config file.
 OVERRIDES: dict[str, tuple[str, str]] = {
@@ -30,7 +33,9 @@ OVERRIDES: dict[str, tuple[str, str]] = {
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    click.echo(f"edge-run: error: {message}", err=True)
+    # Under systemd, <3> files the line at error priority, like edge.logs does.
+    priority = "<3>" if os.environ.get("JOURNAL_STREAM") else ""
+    click.echo(f"{priority}edge-run: error: {message}", err=True)
     sys.exit(code)
 
 
@@ -122,13 +127,15 @@ def run(config_path: Path | None = None, quiet: bool = False, verbose: bool = Fa
     try:
         config = load_config(config_path, options)
         code = Runner(config, echo=click.echo, quiet=quiet, verbose=verbose).run()
+    except NothingLogged as exc:
+        fail(str(exc), EXIT_NOTHING_LOGGED)
     except SourceError as exc:
         from edge.sources import is_live
 
         fail(str(exc), EXIT_SOURCE_MISSING if is_live(config.source.input) else EXIT_BAD_INPUT)
     except EdgeError as exc:
         fail(str(exc))
-    except OSError as exc:  # e.g. the log folder cannot be created
+    except OSError as exc:  # anything not turned into an EdgeError where it happened
         fail(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}".lstrip(": "))
     sys.exit(code)
 

@@ -17,6 +17,10 @@ class SourceError(EdgeError):
     """A frame source that cannot be opened."""
 
 
+class NothingLogged(EdgeError):
+    """The run ended, but not one event reached the event log (e.g. --log /dev/full)."""
+
+
 def first_line(exc: BaseException) -> str:
     """An exception's first line, for one-line errors (libraries raise long dumps)."""
     text = str(exc).strip()

@@ -62,10 +62,14 @@ class JsonlLog:
         self._needs_newline = False
         self._rotates = True
         self.dropped = 0
+        self.written = 0  # lines that reached the file
+        self.failure: str | None = None  # why the last write failed
 
     def open(self) -> JsonlLog:
+        # The folder must exist: a typo in it must not become a new folder nobody reads.
+        if not self.path.parent.is_dir():
+            raise EdgeError(f"event log {self.path}: folder {self.path.parent} does not exist")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._open_fd()
         except OSError as exc:  # one line for run and check alike (EROFS, EACCES, EISDIR)
             raise EdgeError(f"event log {self.path}: {exc.strerror or exc}") from None
@@ -124,6 +128,7 @@ class JsonlLog:
                 if written != len(data):  # a short write on a nearly full disk
                     raise OSError(28, "short write")
                 self._size += written
+                self.written += 1
                 self._pending.popleft()
         except OSError as exc:
             self._on_failure(exc)
@@ -134,6 +139,7 @@ class JsonlLog:
             self._failing_since = None
 
     def _on_failure(self, exc: OSError) -> None:
+        self.failure = exc.strerror or str(exc)
         if self._failing_since is None:
             self._failing_since = time.monotonic()
             log.error("event log %s: write failed (%s); keeping up to %d lines in memory "
@@ -164,9 +170,14 @@ class JsonlLog:
             with contextlib.suppress(OSError):  # fsync on a failing disk: already reported
                 os.fsync(self._fd)
 
+    @property
+    def lost(self) -> int:
+        """Lines that never reached the file: still queued, or dropped from the queue."""
+        return len(self._pending) + self.dropped
+
     def close(self) -> None:
         self.sync()
-        if self._pending:
+        if self._pending and self.written:  # none written at all: the caller says so
             log.error("event log %s: %d lines could not be written", self.path,
                       len(self._pending))
         if self._fd is not None:

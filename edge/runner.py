@@ -22,7 +22,7 @@ from edge.classify import EmotionClassifier, sha256_of
 from edge.config import DEFAULT_CLIP, Config
 from edge.displays import open_display
 from edge.draw import annotate
-from edge.errors import SourceError
+from edge.errors import NothingLogged, SourceError
 from edge.eventlog import JsonlLog
 from edge.faces import FaceDetector, LandmarkPredictor, find_landmark_model
 from edge.mqtt import MqttSink
@@ -129,6 +129,9 @@ class Runner:
             display = open_display(config.display.mode, config.display.framebuffer)
             snapshots = SnapshotWriter(config.snapshots.dir, config.snapshots.every
                                        ) if config.snapshots.dir else None
+            if not self.quiet:  # a file nobody asked for by name must not go unnoticed
+                self.echo(f"event log: {self.log.path.absolute()}" if self.log is not None
+                          else "event log: none (--log FILE keeps one)")
             self._install_signal_handlers()
             self._emit(Event("start", data={
                 "version": __version__, "source": source.description,
@@ -145,6 +148,10 @@ class Runner:
                 self.mqtt.close()  # at most ~2 s draining; the rest stays queued on disk
             if self.log is not None:
                 self.log.close()
+        log_file = self.log
+        if log_file is not None and log_file.written == 0 and log_file.lost:
+            raise NothingLogged(f"event log {log_file.path}: not one of {log_file.lost} events "
+                                f"could be written ({log_file.failure or 'unknown error'})")
         if frames == 0 and source.finished:  # logged (start, summary, stop); now say so
             raise SourceError(f"{source.description}: no usable frame in the file")
         return 0

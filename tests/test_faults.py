@@ -81,9 +81,12 @@ def test_full_log_disk_keeps_the_pipeline_running() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "edge.cli", "run", "--log", "/dev/full", "--max-frames", "40"],
         capture_output=True, text=True, timeout=120, cwd=REPO)
-    assert result.returncode == 0, result.stderr
     assert "No space left on device" in result.stderr  # the journal is told
     assert "final: 40 frames" in result.stdout  # the pipeline ran to the end
+    # ... and then the run fails: not one event reached the log.
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "edge-run: error: event log /dev/full: not one of")
 
 
 def test_journal_lines_carry_a_priority_prefix() -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from edge import config
+from edge.cli import main
+from edge.config import DEFAULT_CLIP
+from edge.errors import ConfigError, EdgeError
 from edge.eventlog import JsonlLog, read_events
 from edge.types import Event
 
@@ -57,3 +64,64 @@ def test_character_device_is_never_renamed(tmp_path: Path) -> None:
     write_past_rotation(null)
     assert stat.S_ISCHR(os.lstat(null).st_mode)
     assert list(tmp_path.iterdir()) == [null]
+
+
+# --- results that go nowhere ----------------------------------------------------------
+
+
+@pytest.fixture
+def keep_logging() -> Iterator[None]:
+    """`run` points the edge logger at CliRunner's stderr; put it back afterwards."""
+    logger = logging.getLogger("edge")
+    handlers, level, propagate = logger.handlers[:], logger.level, logger.propagate
+    yield
+    logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="/dev/full is absent")
+def test_log_that_takes_nothing_fails_the_run(keep_logging: None) -> None:
+    result = CliRunner().invoke(main, ["run", "--log", "/dev/full", "--max-frames", "3"])
+    assert result.exit_code == 1, result.output
+    assert "final: 3 frames" in result.stdout  # the run itself went to the end
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("edge-run: error: event log /dev/full: not one of ")
+    assert "No space left on device" in last
+
+
+def test_log_folder_must_exist(tmp_path: Path) -> None:
+    missing = tmp_path / "lgos" / "events.jsonl"
+    with pytest.raises(EdgeError, match="does not exist"):
+        JsonlLog(missing).open()
+    assert not missing.parent.exists()  # a typo is not created silently
+    result = CliRunner().invoke(main, ["check", "--no-camera", "--log", str(missing)])
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+def test_log_and_input_may_not_be_the_same_file(tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(DEFAULT_CLIP.read_bytes())
+    for log in (str(video), str(tmp_path / "." / "clip.mp4")):
+        with pytest.raises(ConfigError, match="same file"):
+            config.load(None, {"source": {"input": str(video)}, "log": {"path": log}})
+    result = CliRunner().invoke(main, ["run", "--input", str(video), "--log", str(video)])
+    assert result.exit_code == 2 and "same file" in result.stderr
+    assert video.read_bytes() == DEFAULT_CLIP.read_bytes()  # no JSON appended to the video
+
+
+def test_demo_run_writes_no_file_and_says_so(keep_logging: None, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["--max-frames", "3"])
+    assert result.exit_code == 0, result.output
+    assert os.listdir(tmp_path) == []  # nothing the user did not ask for
+    assert "event log: none" in result.stdout
+
+
+def test_a_real_input_says_where_the_log_went(keep_logging: None, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["--input", str(DEFAULT_CLIP), "--max-frames", "3"])
+    assert result.exit_code == 0, result.output
+    log = tmp_path / "edge-emotion.jsonl"
+    assert f"event log: {log}" in result.stdout.splitlines()[0]
+    assert [e["event"] for e in read_events(log)][-1] == "stop"
