@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from edge.errors import SourceError
+from edge.errors import MissingModule, SourceError
 from edge.images import MIN_SIDE, frame_is_usable, to_gray
 from edge.types import Frame
 
@@ -124,9 +124,10 @@ class PiCamera:
     def open(self) -> None:
         try:
             from picamera2 import Picamera2
-        except ImportError as exc:
-            raise SourceError("picamera2 is not available: on Raspberry Pi OS install "
-                              f"python3-picamera2 ({exc})") from None
+        except ImportError:
+            raise MissingModule(
+                "picamera2 is not installed: on Raspberry Pi OS `sudo apt install "
+                "python3-picamera2`, in a venv made with --system-site-packages") from None
         try:
             camera = Picamera2()
             config = camera.create_video_configuration(
