@@ -95,11 +95,14 @@ class Runner:
         if self.verbose:
             self.echo(f"{event.kind} frame={event.frame} face={event.face} {event.data}")
 
-    def _error(self, kind: str, message: str, frame: int | None = None) -> None:
-        log.error("%s", message)
+    def _error(self, kind: str, message: str, frame: int | None = None,
+               level: int = logging.ERROR, key: str = "") -> None:
+        log.log(level, "%s", message)
+        # Rate-limited per kind and key: failed retries still reach the log while the
+        # outage lasts, and a reconnect is never swallowed by the failures before it.
         now = time.monotonic()
-        if now - self._last_error_event.get(kind, -1e9) >= ERROR_EVENT_EVERY:
-            self._last_error_event[kind] = now
+        if now - self._last_error_event.get(f"{kind}/{key}", -1e9) >= ERROR_EVENT_EVERY:
+            self._last_error_event[f"{kind}/{key}"] = now
             self._emit(Event("error", frame=frame, data={"kind": kind, "message": message}))
 
     def _summary(self, stats: RunStats, final: bool = False) -> None:
@@ -165,11 +168,14 @@ class Runner:
         frames = 0
         while self.stop_reason is None:
             for problem in source.drain_problems():
-                self._error("source", problem)
+                self._error("source", str(problem), level=getattr(problem, "level", logging.ERROR),
+                            key=getattr(problem, "key", ""))
             frame = source.read(timeout=0.5)
             if frame is None:
                 if source.finished:
                     self.stop_reason = "end of input"
+                elif stats.period_age() >= self.config.log.summary_every:
+                    self._summary(stats)  # an outage still reports, with 0 frames
                 continue  # no frame: no watchdog ping, so systemd sees a stalled camera
             try:
                 result = pipeline.process(frame)
