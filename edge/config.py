@@ -205,18 +205,27 @@ def _validate(section: str, key: str, value: Any) -> None:
 
 
 def apply(config: Config, values: dict[str, Any], origin: str = "config") -> Config:
-    """Overlay `{section: {key: value}}` on `config`, checking every key and value."""
+    """Overlay `{section: {key: value}}` on `config`, checking every key and value.
+
+    Every error names `origin` (the file, or "command line") first."""
+    try:
+        return _apply(config, values)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+
+
+def _apply(config: Config, values: dict[str, Any]) -> Config:
     for section, entries in values.items():
         if not hasattr(config, section) or section.startswith("_"):
             known = ", ".join(f.name for f in dataclasses.fields(config))
-            raise ConfigError(f"{origin}: unknown section [{section}] (known: {known})")
+            raise ConfigError(f"unknown section [{section}] (known: {known})")
         if not isinstance(entries, dict):
-            raise ConfigError(f"{origin}: [{section}] must be a table")
+            raise ConfigError(f"[{section}] must be a table")
         target = getattr(config, section)
         names = {f.name for f in dataclasses.fields(target)}
         for key, value in entries.items():
             if key not in names:
-                raise ConfigError(f"{origin}: unknown key {section}.{key} "
+                raise ConfigError(f"unknown key {section}.{key} "
                                   f"(known: {', '.join(sorted(names))})")
             coerced = _coerce(f"{section}.{key}", value, getattr(target, key))
             _validate(section, key, coerced)

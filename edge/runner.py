@@ -8,6 +8,7 @@ summary and the `stop` line are written and synced before the process exits.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import signal
 import time
@@ -23,7 +24,7 @@ from edge.config import DEFAULT_CLIP, Config
 from edge.displays import open_display
 from edge.draw import annotate
 from edge.errors import NothingLogged, SourceError
-from edge.eventlog import JsonlLog
+from edge.eventlog import JsonlLog, event_to_dict
 from edge.faces import FaceDetector, LandmarkPredictor, find_landmark_model
 from edge.mqtt import MqttSink
 from edge.notify import SystemdNotifier
@@ -92,8 +93,8 @@ class Runner:
             self.log.write(event)
         if self.mqtt is not None:
             self.mqtt.write(event)  # queues only: never waits for the network
-        if self.verbose:
-            self.echo(f"{event.kind} frame={event.frame} face={event.face} {event.data}")
+        if self.verbose:  # the log's own line format, so it can be piped into jq
+            self.echo(json.dumps(event_to_dict(event), separators=(",", ":")))
 
     def _error(self, kind: str, message: str, frame: int | None = None,
                level: int = logging.ERROR, key: str = "") -> None:
@@ -228,8 +229,11 @@ def format_summary(data: dict[str, Any]) -> str:
     observed = sum(total["counts"].values()) or 1
     top = sorted(total["counts"].items(), key=lambda kv: -kv[1])[:3]
     mix = ", ".join(f"{k} {100 * v / observed:.0f}%" for k, v in top if v)
+    # The final line's rate is the whole run's; a periodic one's is the last period's.
+    rate = (f"{total['fps']:.1f} fps" if data.get("final")
+            else f"{data['fps']:.1f} fps now")
     head = "final" if data.get("final") else "summary"
     return (f"{head}: {total['frames']} frames in {total['seconds']:.1f}s "
-            f"({data['fps']:.1f} fps now), faces {total['faces']}, blinks {total['blinks']} "
+            f"({rate}), faces {total['faces']}, blinks {total['blinks']} "
             f"({total['blink_rate_per_min']:.1f}/min){', ' + mix if mix else ''}")
 
