@@ -17,7 +17,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -161,15 +161,26 @@ class Calibration:
     range_quantile: float  # 1: TFLite's absolute min/max; below: convert.ranges
     index: np.ndarray  # which training faces were drawn
     equalize_cap: float = DEFAULT_CAP  # convert.equalize before converting; 0: off
+    # Separable layers convert() actually equalized; None until it ran. 0 with a cap:
+    # a SavedModel (converted as it is) or a network without this repository's core.
+    equalized_layers: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "per_class": self.per_class, "total": len(self.x),
                 "seed": self.seed, "range_quantile": self.range_quantile,
                 "ranges": ("absolute min/max" if self.range_quantile >= 1 else
                            f"{self.range_quantile:g}-quantile of per-face extremes"),
-                "equalization": (f"depthwise output channels scaled toward the widest, "
-                                 f"at most {self.equalize_cap:g}x" if self.equalize_cap > 0
-                                 else "none")}
+                "equalization": self._equalization()}
+
+    def _equalization(self) -> str:
+        """What was done to the model, never what was only asked for."""
+        if self.equalize_cap <= 0:
+            return "none"
+        if self.equalized_layers == 0:
+            return (f"none (a cap of {self.equalize_cap:g}x was asked, but the model has no "
+                    "layers to equalize: a SavedModel is converted as it is)")
+        return (f"depthwise output channels scaled toward the widest, "
+                f"at most {self.equalize_cap:g}x")
 
 
 def calibration_set(faces: FaceSet, size: int, seed: int, classes: int = len(FER2013_LABELS),
@@ -224,19 +235,22 @@ def representative_dataset(calibration: Calibration) -> Callable[[], Iterator[li
 # --- conversion -------------------------------------------------------------------
 
 
-def convert(tf: Any, model_path: Path, calibration: Calibration) -> bytes:
+def convert(tf: Any, model_path: Path, calibration: Calibration) -> tuple[bytes, int]:
     """Full-integer conversion: int8 builtins only, int8 input and output.
 
     With `calibration.range_quantile` below 1, activation ranges are the robust
     per-face quantiles of `convert.ranges` instead of TFLite's absolute extremes.
+    Returns the model and how many separable layers were equalized first.
     """
     kind = model_kind(model_path)
-    if kind == "savedmodel":
+    equalized = 0
+    if kind == "savedmodel":  # a graph, not layers: nothing to equalize
         converter = tf.lite.TFLiteConverter.from_saved_model(str(model_path))
     else:
         model = load_keras_model(tf, model_path)
         if calibration.equalize_cap > 0:  # exact in float; finer int8 steps
-            equalize_separable(tf.keras, model, calibration.x, calibration.equalize_cap)
+            equalized = equalize_separable(tf.keras, model, calibration.x,
+                                           calibration.equalize_cap)
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset(calibration)
@@ -252,7 +266,7 @@ def convert(tf: Any, model_path: Path, calibration: Calibration) -> bytes:
             if robust:
                 content = quantize_calibrated(tf, robust_ranges(
                     tf, content, calibration.x[:, None], calibration.range_quantile))
-            return content
+            return content, equalized
         except Exception as exc:  # converter errors are long MLIR dumps: keep one line
             reason = first_line(exc)
     lines = [line for line in log.getvalue().splitlines() if "error" in line.lower()]
@@ -417,7 +431,8 @@ def quantize(model_path: Path, train_faces: FaceSet, out_path: Path, calibration
     calibration = calibration_set(train_faces, calibration_size, seed,
                                   range_quantile=range_quantile, equalize_cap=equalize_cap)
     tf = quiet_tensorflow()
-    content = convert(tf, model_path, calibration)
+    content, equalized = convert(tf, model_path, calibration)
+    calibration = replace(calibration, equalized_layers=equalized)
     inspection = inspect_tflite(content)
     check_full_int8(inspection)
     sidecar = build_sidecar(inspection, content, model_path, calibration,

@@ -477,6 +477,9 @@ def test_quantize_h5_and_savedmodel(form: str, tmp_path: Path, csv_pipeline: Pip
     assert inspect_tflite(tflite.read_bytes()).non_int8_ops == ()
     sidecar = json.loads(tflite.with_suffix(".json").read_text())
     assert sidecar["source_model"]["sha256"] == source_sha256(source)
+    # The record says what ran: a SavedModel is converted as it is, never equalized.
+    equalization = sidecar["calibration"]["equalization"]
+    assert equalization.startswith("none" if form == "savedmodel" else "depthwise")
     faces, _ = synthetic_faces(TEST_PER_CLASS, seed=2)
     ours = EmotionClassifier(tflite).predict(faces)
     reference = EmotionClassifier(csv_pipeline.tflite).predict(faces)
