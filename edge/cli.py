@@ -120,13 +120,27 @@ def main() -> None:
 def run(config_path: Path | None = None, quiet: bool = False, verbose: bool = False,
         **options: Any) -> None:
     """Run the pipeline (the default command)."""
+    import time
+
+    from edge.build import build
     from edge.logs import setup_logging
     from edge.runner import Runner
+    from edge.sinks.console import ConsoleSink
+    from edge.sinks.jsonl import JsonlLog
 
+    started = time.monotonic()
     setup_logging(verbose=verbose, quiet=quiet)
     try:
         config = load_config(config_path, options)
-        code = Runner(config, echo=click.echo, quiet=quiet, verbose=verbose).run()
+        console = ConsoleSink(click.echo, quiet=quiet, verbose=verbose)
+        with build(config, [console]) as parts:
+            if not quiet:  # a file nobody asked for by name must not go unnoticed
+                click.echo(f"event log: {Path(config.log.path).absolute()}" if config.log.path
+                           else "event log: none (--log FILE keeps one)")
+            code = Runner(parts, started=started).run()
+        for sink in parts.events:  # closed now: did anything reach the event log?
+            if isinstance(sink, JsonlLog):
+                sink.check_written()
     except NothingLogged as exc:
         fail(str(exc), EXIT_NOTHING_LOGGED)
     except SourceError as exc:
@@ -145,7 +159,7 @@ def run(config_path: Path | None = None, quiet: bool = False, verbose: bool = Fa
 @click.option("--no-camera", is_flag=True, help="Skip opening the source.")
 def check(config_path: Path | None = None, no_camera: bool = False, **options: Any) -> None:
     """Validate config, model, landmarks, outputs and camera; say what is wrong in one line."""
-    from edge.check import run_checks
+    from edge.commands.check import run_checks
 
     try:
         config = load_config(config_path, options)
@@ -155,18 +169,18 @@ def check(config_path: Path | None = None, no_camera: bool = False, **options: A
         fail(str(exc))
 
 
-def _register_optional_groups() -> None:
-    """Subcommands that live in their own modules."""
-    from edge.bench import bench
-    from edge.report import report
-    from edge.service import service
+def _register_commands() -> None:
+    """Subcommands that live in edge/commands/."""
+    from edge.commands.bench import bench
+    from edge.commands.report import report
+    from edge.commands.service import service
 
     main.add_command(service)
     main.add_command(report)
     main.add_command(bench)
 
 
-_register_optional_groups()
+_register_commands()
 
 if __name__ == "__main__":
     main()
