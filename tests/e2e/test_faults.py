@@ -36,6 +36,15 @@ def collect(sock: socket.socket, seconds: float) -> list[tuple[float, str]]:
     return messages
 
 
+def wait_for_source_error(log: Path, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(e["event"] == "error" and e.get("kind") == "source" for e in read_events(log)):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no source error in {log} after {timeout:.0f} s")
+
+
 def test_camera_unplugged_and_back(tmp_path: Path) -> None:
     log = tmp_path / "events.jsonl"
     flag = tmp_path / "unplugged"
@@ -56,7 +65,7 @@ def test_camera_unplugged_and_back(tmp_path: Path) -> None:
             assert any("READY=1" in m for _, m in before)
             assert sum("WATCHDOG=1" in m for _, m in before) >= 2
             flag.touch()  # unplug
-            time.sleep(0.5)  # frames already in flight drain
+            wait_for_source_error(log)  # the outage is noticed: no frame is in flight now
             during = collect(sock, 2.5)
             flag.unlink()  # plug back in
             after = collect(sock, 6.0)
