@@ -19,11 +19,6 @@ class JournalPrefixFormatter(logging.Formatter):
         return f"<{PRIORITY.get(record.levelno, 6)}>{super().format(record)}"
 
 
-def error_prefix() -> str:
-    """`<3>` where stderr is the journal: a fatal one-line error is found by `-p err` too."""
-    return f"<{PRIORITY[logging.ERROR]}>" if os.environ.get("JOURNAL_STREAM") else ""
-
-
 def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
