@@ -26,6 +26,7 @@ import numpy as np
 from convert.data import SIDE, FaceSet
 from convert.equalize import DEFAULT_CAP, equalize_separable
 from convert.ranges import quantize_calibrated, robust_ranges
+from convert.selftest import selftest_block
 from convert.tf_env import import_tensorflow
 from edge.align import FER_FRAMING
 from edge.classify import ALWAYS, SIDECAR_FORMAT, load_interpreter_class, sha256_of
@@ -423,6 +424,7 @@ def quantize(model_path: Path, train_faces: FaceSet, out_path: Path, calibration
     sidecar = build_sidecar(inspection, content, model_path, calibration,
                             dict(DEFAULT_FRAMING) if framing is None else framing, tf.__version__,
                             mirror_average, mirror_margin)
+    sidecar["selftest"] = selftest_block(content, sidecar)  # the device checks its kernels
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
     tmp.write_bytes(content)

@@ -134,6 +134,7 @@ class Runner:
                 "model": str(config.model_path()),
                 "model_sha256": sha256_of(config.model_path()),
                 "runtime": pipeline.classifier.runtime, "labels": list(pipeline.labels),
+                "kernels": pipeline.classifier.kernels,
                 "config": asdict(config)}))
             self._loop(source, pipeline, display, snapshots, started)
         finally:
