@@ -135,6 +135,7 @@ class Runner:
                 "model_sha256": sha256_of(config.model_path()),
                 "runtime": pipeline.classifier.runtime, "labels": list(pipeline.labels),
                 "kernels": pipeline.classifier.kernels,
+                "self_test": pipeline.classifier.self_test,
                 "config": asdict(config)}))
             self._loop(source, pipeline, display, snapshots, started)
         finally:
