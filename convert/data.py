@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.labels import FER2013_LABELS
+from convert.errors import DataError
+from edge.model_contract import FER2013_LABELS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm"}
 SIDE = 48
+INPUT_SHAPE = (1, SIDE, SIDE, 1)  # the model's: one raw-pixel grayscale face
 # Kaggle CSV `Usage` values per split name used by our CLI; "test" is the popular
 # image-folder copy's test set (PublicTest + PrivateTest).
 CSV_USAGE = {"train": ("Training",), "publictest": ("PublicTest",),
@@ -25,10 +27,6 @@ CSV_USAGE = {"train": ("Training",), "publictest": ("PublicTest",),
 # PublicTest from PrivateTest inside the popular `test/` folder.
 FOLDER_SPLIT = {"train": ("train", ""), "publictest": ("test", "PublicTest"),
                 "privatetest": ("test", "PrivateTest"), "test": ("test", "")}
-
-
-class DataError(ValueError):
-    """Input data is malformed; the message names the file (and row)."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +40,6 @@ class FaceSet:
 
     def class_counts(self, classes: int = len(FER2013_LABELS)) -> np.ndarray:
         return np.bincount(self.y, minlength=classes)
-
-    def subset(self, index: np.ndarray) -> FaceSet:
-        return FaceSet(self.x[index], self.y[index], self.source)
 
 
 def load_faces(path: str | Path, split: str = "train") -> FaceSet:
@@ -90,7 +85,7 @@ def _load_npz(path: Path) -> FaceSet:
 
 
 def _load_csv(path: Path, split: str) -> FaceSet:
-    # An unknown split used to select every row, silently mixing Training into a test.
+    # An unknown split must not select every row: Training would mix into a test.
     if split not in CSV_USAGE:
         raise DataError(f"{path}: unknown split {split!r} (one of {', '.join(CSV_USAGE)})")
     try:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,34 +18,11 @@ import numpy as np
 
 from edge import selftest
 from edge.errors import ModelError, first_line
+from edge.model_contract import ALWAYS, Sidecar, mirror_averaged, needs_mirror
 
-SIDECAR_FORMAT = "edge-emotion-model/1"
-ALWAYS = 1.0  # a mirror margin no pair of probabilities reaches: every face is mirrored
-
-
-def needs_mirror(probabilities: np.ndarray, margin: float) -> np.ndarray:
-    """Which faces get the mirror pass: those whose top two classes are within `margin`.
-
-    A confident face keeps its class whether or not it is averaged with its mirror
-    image; the second invoke only changes the answer near a tie, so it is spent there.
-    The same rule runs on the float model in `edge-convert evaluate`.
-    """
-    if margin >= ALWAYS:
-        return np.ones(len(probabilities), dtype=bool)
-    top_two = np.sort(probabilities, axis=1)[:, -2:]
-    return (top_two[:, 1] - top_two[:, 0]) < margin
-
-
-def mirror_averaged(first: np.ndarray, faces: np.ndarray, margin: float,
-                    predict: Any) -> tuple[np.ndarray, np.ndarray]:
-    """`first` with the uncertain faces averaged with predict(their mirror images),
-    and which faces those were."""
-    redo = needs_mirror(first, margin)
-    if not redo.any():
-        return first, redo
-    out = first.copy()
-    out[redo] = 0.5 * (first[redo] + predict(np.ascontiguousarray(faces[redo][:, :, ::-1])))
-    return out, redo
+# Sidecar and the mirror rule live in edge.model_contract; re-exported for existing callers.
+__all__ = ["ALWAYS", "EmotionClassifier", "Sidecar", "load_interpreter_class", "mirror_averaged",
+           "native_stderr_silenced", "needs_mirror", "sha256_of"]
 
 
 def load_interpreter_class() -> tuple[Any, str]:
@@ -102,40 +77,6 @@ def native_stderr_silenced() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-@dataclass(frozen=True)
-class Sidecar:
-    """What the device needs to know about a model, read from NAME.json."""
-
-    labels: tuple[str, ...]
-    input_shape: tuple[int, ...]
-    mean: float
-    std: float
-    framing: dict[str, float]
-    mirror_average: bool
-    mirror_margin: float  # mirror only faces whose top-two probabilities are closer
-    raw: dict[str, Any]
-
-    @classmethod
-    def read(cls, path: Path) -> Sidecar:
-        if not path.exists():
-            raise ModelError(f"{path}: model sidecar missing (expected beside the .tflite)")
-        try:
-            raw = json.loads(path.read_text())
-            norm = raw["input"]["normalisation"]
-            return cls(
-                labels=tuple(str(label) for label in raw["labels"]),
-                input_shape=tuple(int(d) for d in raw["input"]["shape"]),
-                mean=float(norm["mean"]),
-                std=float(norm["std"]),
-                framing={k: float(v) for k, v in raw.get("framing", {}).items()},
-                mirror_average=bool(raw.get("inference", {}).get("mirror_average", False)),
-                mirror_margin=float(raw.get("inference", {}).get("mirror_margin", ALWAYS)),
-                raw=raw,
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ModelError(f"{path}: sidecar unreadable or incomplete ({exc!r})") from None
 
 
 class EmotionClassifier:
@@ -198,6 +139,11 @@ class EmotionClassifier:
     @property
     def labels(self) -> tuple[str, ...]:
         return self.sidecar.labels
+
+    @property
+    def framing(self) -> dict[str, float]:
+        """Where the model wants the eyes in its crop (edge.align)."""
+        return self.sidecar.framing
 
     def _check_contract(self) -> None:
         shape = tuple(int(d) for d in self._input["shape"])

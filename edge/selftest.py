@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import ModelError
+from edge.model_contract import Sidecar, TensorSpec
 
 log = logging.getLogger("edge.selftest")
 
@@ -128,8 +129,8 @@ class Reference:
     kernels: str  # what computed `expected` (for people reading the sidecar)
 
     @classmethod
-    def from_sidecar(cls, raw: dict[str, Any]) -> Reference | None:
-        block = raw.get("selftest")
+    def from_sidecar(cls, sidecar: Sidecar) -> Reference | None:
+        block = sidecar.selftest
         if block is None:
             return None
         try:
@@ -158,9 +159,9 @@ class Reference:
         return faces
 
 
-def dequantize(raw: np.ndarray, sidecar_raw: dict[str, Any]) -> np.ndarray:
-    quant = sidecar_raw["output"]["quantization"]
-    return (raw.astype(np.float64) - quant["zero_point"]) * quant["scale"]
+def dequantize(raw: np.ndarray, output: TensorSpec) -> np.ndarray:
+    """Raw int8 outputs to probabilities, by the sidecar's output quantization."""
+    return (raw.astype(np.float64) - output.zero_point) * output.scale
 
 
 @dataclass(frozen=True)
@@ -177,16 +178,15 @@ class Outcome:
         return f"mean diff {self.mean:.3f}, max {self.max:.3f}"
 
 
-def compare(probabilities: np.ndarray, reference: Reference,
-            sidecar_raw: dict[str, Any]) -> Outcome:
-    expected = dequantize(reference.expected, sidecar_raw)
+def compare(probabilities: np.ndarray, reference: Reference, output: TensorSpec) -> Outcome:
+    expected = dequantize(reference.expected, output)
     if probabilities.shape != expected.shape:
         return Outcome(float("inf"), float("inf"), reference.tolerance)
     diff = np.abs(probabilities - expected)
     return Outcome(float(diff.mean()), float(diff.max()), reference.tolerance)
 
 
-def record(content: bytes, sidecar_raw: dict[str, Any], seed: int = DEFAULT_SEED,
+def record(content: bytes, output: TensorSpec, seed: int = DEFAULT_SEED,
            count: int = DEFAULT_COUNT) -> Reference:
     """Expected outputs of a .tflite's bytes with LiteRT's reference kernels (BUILTIN_REF).
 
@@ -200,8 +200,8 @@ def record(content: bytes, sidecar_raw: dict[str, Any], seed: int = DEFAULT_SEED
     reference = Reference(seed, count, pixels_sha256(faces), expected,
                           dict(DEFAULT_TOLERANCE), "LiteRT reference kernels (BUILTIN_REF)")
     for resolver in (None, "BUILTIN_WITHOUT_DEFAULT_DELEGATES"):
-        outcome = compare(dequantize(_raw_outputs(content, faces, resolver), sidecar_raw),
-                          reference, sidecar_raw)
+        outcome = compare(dequantize(_raw_outputs(content, faces, resolver), output),
+                          reference, output)
         if not outcome.passed:
             raise ModelError(f"on this machine {resolver or 'the default'} kernels differ from "
                              f"the reference kernels ({outcome}) on the self-test faces")
@@ -263,12 +263,12 @@ def verify(classifier: Any) -> str:
     Returns a short description of the kernels in use and the result, for `check` and the
     start event; raises ModelError (exit 2, one line) when no kernel set agrees.
     """
-    reference = Reference.from_sidecar(classifier.sidecar.raw)
+    reference = Reference.from_sidecar(classifier.sidecar)
     if reference is None:
         return "no self-test in the sidecar"
     faces = reference.faces()
-    raw = classifier.sidecar.raw
-    outcome = compare(classifier.predict_once(faces), reference, raw)
+    output = classifier.sidecar.output
+    outcome = compare(classifier.predict_once(faces), reference, output)
     if outcome.passed:
         return f"self-test passed ({outcome})"
     first = classifier.kernels
@@ -277,7 +277,7 @@ def verify(classifier: Any) -> str:
                 first, outcome, reference.tolerance["mean"], reference.tolerance["max"])
     tried = f"{first}: {outcome}"
     if classifier.reopen_without_delegates():
-        retry = compare(classifier.predict_once(faces), reference, raw)
+        retry = compare(classifier.predict_once(faces), reference, output)
         if retry.passed:
             log.warning("self-test: using %s kernels (%s): %s computes wrong results on "
                         "this CPU", classifier.kernels, retry, first)
