@@ -88,6 +88,8 @@ class EmotionClassifier:
         self.model_path = Path(model_path)
         if not self.model_path.exists():
             raise ModelError(f"{self.model_path}: model file not found")
+        if self.model_path.is_dir():
+            raise ModelError(f"{self.model_path}: is a folder, not a .tflite model file")
         self.sidecar = Sidecar.read(
             Path(sidecar_path) if sidecar_path else self.model_path.with_suffix(".json"))
         # None: as the sidecar says (the model was evaluated that way); True forces

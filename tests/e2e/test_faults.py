@@ -80,6 +80,7 @@ def test_camera_unplugged_and_back(tmp_path: Path) -> None:
     events = list(read_events(log))
     errors = [e["message"] for e in events if e["event"] == "error"]
     assert any("reconnecting" in m for m in errors)  # the outage is in the log
+    assert any("reconnected after" in m for m in errors)  # never hidden by the failures
     assert events[-1]["event"] == "stop" and events[-1]["reason"] == "SIGTERM"
     journal = process.stderr.read()
     assert "reconnecting" in journal and "reconnected" in journal  # and the recovery too
@@ -90,9 +91,12 @@ def test_full_log_disk_keeps_the_pipeline_running() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "edge.cli", "run", "--log", "/dev/full", "--max-frames", "40"],
         capture_output=True, text=True, timeout=120, cwd=REPO)
-    assert result.returncode == 0, result.stderr
     assert "No space left on device" in result.stderr  # the journal is told
     assert "final: 40 frames" in result.stdout  # the pipeline ran to the end
+    # ... and then the run fails: not one event reached the log.
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "edge-run: error: event log /dev/full: not one of")
 
 
 def test_journal_lines_carry_a_priority_prefix() -> None:
