@@ -87,7 +87,8 @@ class Runner:
             version=__version__, source=parts.source.description,
             model=str(self.config.model_path()), model_sha256=sha256_of(self.config.model_path()),
             runtime=parts.pipeline.classifier.runtime, labels=parts.pipeline.labels,
-            config=asdict(self.config)))
+            kernels=parts.pipeline.classifier.kernels,
+            self_test=parts.pipeline.classifier.self_test, config=asdict(self.config)))
         while self.stop_reason is None:
             self.step()
         self.finish()

@@ -19,6 +19,7 @@ def run_checks(config: Config, open_camera: bool = True) -> Iterator[str]:
                                    mirror_average=config.mirror_average())
     yield (f"ok: model {config.model_path()} ({classifier.runtime}, "
            f"labels {', '.join(classifier.labels)})")
+    yield f"ok: kernels {classifier.kernels}, {classifier.self_test}"
     landmark_path = find_landmark_model(config.model.landmarks or None)
     LandmarkPredictor(landmark_path)
     yield f"ok: landmarks {landmark_path}"
