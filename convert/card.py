@@ -122,6 +122,17 @@ def _fine_tune_line(folder: Path, run: dict[str, Any]) -> str:
             f"({_backend(run)}).")
 
 
+def _selftest_line(sidecar: Sidecar) -> list[str]:
+    block = sidecar.selftest
+    if not block:
+        return []
+    return [f"- Start-up self-test (`edge/selftest.py`): {block['count']} synthetic faces "
+            f"(seed {block['seed']}) and their outputs from {block['kernels']}; the device "
+            f"falls back from XNNPACK to builtin kernels, or stops, when its own outputs differ "
+            f"by more than {block['tolerance']['mean']:g} on average or "
+            f"{block['tolerance']['max']:g} at most ([docs/ARM64.md](../docs/ARM64.md))."]
+
+
 def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_png: str,
            quantize_command: str, evaluate_command: str, notes: tuple[str, ...] = ()) -> str:
     chain = lineage(run_dir)
@@ -185,6 +196,7 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         f"activation ranges: {calibration.get('ranges', 'absolute min/max')}; "
         f"equalization: {calibration.get('equalization', 'none')}; "
         "int8 input (raw pixel - 128, exact), int8 output, int8 builtin ops only.",
+        *_selftest_line(sidecar),
         "",
         "## Results on PublicTest",
         "",

@@ -250,6 +250,23 @@ def evaluate(model_path: Path, data_path: Path, split: str | None, keras_path: P
 
 
 @main.command()
+@click.argument("model_path", metavar="MODEL.tflite", type=click.Path(path_type=Path))
+@click.option("--seed", default=None, type=int,
+              help="Seed of the synthetic reference faces.  [default: 13]")
+@click.option("--count", default=None, type=int, help="Reference faces.  [default: 12]")
+def selftest(model_path: Path, seed: int | None, count: int | None) -> None:
+    """Record the device's start-up self-test in MODEL.json (the .tflite is not touched)."""
+    from convert.selftest import record_in_sidecar
+    from edge import selftest as device_selftest
+
+    block = record_in_sidecar(  # a ModelError is the group's one-line exit 2
+        model_path, device_selftest.DEFAULT_SEED if seed is None else seed,
+        device_selftest.DEFAULT_COUNT if count is None else count)
+    click.echo(f"recorded {block['count']} reference faces (seed {block['seed']}) and their "
+               f"outputs ({block['kernels']}) in {model_path.with_suffix('.json')}")
+
+
+@main.command()
 @click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path),
               help="The training run folder (run.json, history.csv).")
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from convert.calibration import Calibration, calibration_set
@@ -17,6 +18,7 @@ from convert.data import FaceSet
 from convert.equalize import DEFAULT_CAP
 from convert.errors import ConversionError
 from convert.ranges import DEFAULT_RANGE_QUANTILE
+from convert.selftest import selftest_block
 from convert.tf_env import quiet_tensorflow
 from convert.tflite import Inspection, check_full_int8, convert, inspect_tflite
 from edge.align import FER_FRAMING
@@ -78,6 +80,8 @@ def quantize(model_path: Path, train_faces: FaceSet, out_path: Path, calibration
                             converted.equalized,
                             dict(DEFAULT_FRAMING) if framing is None else framing, tf.__version__,
                             mirror_average, mirror_margin)
+    # The device checks its kernels against these outputs at start (edge.selftest).
+    sidecar = replace(sidecar, selftest=selftest_block(converted.content, sidecar))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
     tmp.write_bytes(converted.content)

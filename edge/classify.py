@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from edge import selftest
 from edge.errors import ModelError, first_line
 from edge.model_contract import ALWAYS, Sidecar, mirror_averaged, needs_mirror
 
@@ -87,6 +88,8 @@ class EmotionClassifier:
         self.model_path = Path(model_path)
         if not self.model_path.exists():
             raise ModelError(f"{self.model_path}: model file not found")
+        if self.model_path.is_dir():
+            raise ModelError(f"{self.model_path}: is a folder, not a .tflite model file")
         self.sidecar = Sidecar.read(
             Path(sidecar_path) if sidecar_path else self.model_path.with_suffix(".json"))
         # None: as the sidecar says (the model was evaluated that way); True forces
@@ -94,15 +97,9 @@ class EmotionClassifier:
         self.mirror_average = (self.sidecar.mirror_average if mirror_average is None
                                else mirror_average)
         self.mirror_margin = self.sidecar.mirror_margin if mirror_average is None else ALWAYS
-        interpreter_class, self.runtime = load_interpreter_class()
-        try:
-            with native_stderr_silenced():
-                self._interpreter = interpreter_class(model_path=str(self.model_path),
-                                                      num_threads=max(1, threads))
-                self._interpreter.allocate_tensors()
-        except Exception as exc:  # the runtimes raise ValueError/RuntimeError variously
-            raise ModelError(f"{self.model_path}: not a loadable TFLite model "
-                             f"({first_line(exc)})") from None
+        self._interpreter_class, self.runtime = load_interpreter_class()
+        self._threads = max(1, threads)
+        self._open_interpreter()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._check_contract()
@@ -118,6 +115,28 @@ class EmotionClassifier:
         self._out_scale = out_scale if self._output["dtype"] != np.float32 else 1.0
         self._out_zero = out_zero if self._output["dtype"] != np.float32 else 0
         self.input_size = int(self._input["shape"][1])
+        # Wrong kernels give plausible wrong labels, not crashes: test them once, now.
+        self.self_test = selftest.verify(self)
+
+    def _open_interpreter(self, **options: Any) -> None:
+        try:
+            with native_stderr_silenced():
+                self._interpreter = self._interpreter_class(
+                    model_path=str(self.model_path), num_threads=self._threads, **options)
+                self._interpreter.allocate_tensors()
+        except Exception as exc:  # the runtimes raise ValueError/RuntimeError variously
+            raise ModelError(f"{self.model_path}: not a loadable TFLite model "
+                             f"({first_line(exc)})") from None
+        self.kernels = "XNNPACK" if selftest.uses_delegate(self._interpreter) else "builtin"
+
+    def reopen_without_delegates(self) -> bool:
+        """Swap to the runtime's builtin kernels (no XNNPACK); False if it cannot."""
+        resolver = selftest.op_resolver_type(self._interpreter_class)
+        if resolver is None or self.kernels == "builtin":
+            return False
+        self._open_interpreter(experimental_op_resolver_type=(
+            resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+        return True
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -107,6 +107,8 @@ class Sidecar:
     calibration: dict[str, Any] | None = None
     converter: dict[str, Any] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)  # written by evaluate
+    # Reference faces (a seed) and their expected outputs: edge.selftest reads the block.
+    selftest: dict[str, Any] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -148,6 +150,7 @@ class Sidecar:
             calibration=raw.get("calibration"),
             converter=raw.get("converter"),
             metrics=dict(raw.get("metrics", {})),
+            selftest=raw.get("selftest"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,6 +180,7 @@ class Sidecar:
             "inference": inference,
             **{key: value for key, value in provenance.items() if value is not None},
             "metrics": self.metrics,
+            **({"selftest": self.selftest} if self.selftest is not None else {}),
         }
 
     def write(self, path: Path) -> None:

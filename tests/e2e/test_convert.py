@@ -46,7 +46,8 @@ TINY = ["--width", "8", "--modules", "2", "--middle", "0", "--stem", "8", "--epo
         "--batch-size", "4", "--lr", "0.01", "--l2", "0", "--dropout", "0", "--threads", "1"]
 TRAIN_PER_CLASS, TEST_PER_CLASS = 12, 4
 SIDECAR_KEYS = {"format", "labels", "input", "output", "framing", "inference", "source_model",
-                "tflite_sha256", "size_bytes", "calibration", "converter", "metrics"}
+                "tflite_sha256", "size_bytes", "calibration", "converter", "metrics",
+                "selftest"}
 
 
 def run_cli(*args: object) -> Result:
@@ -222,6 +223,8 @@ def test_sidecar_is_complete_and_right(pipeline: Pipeline) -> None:
                                                       "toward the widest, at most 8x"}
     assert sidecar["converter"]["tensorflow"].startswith("2.")
     assert sidecar["metrics"] == {}
+    assert sidecar["selftest"]["count"] == len(sidecar["selftest"]["expected"]) > 0
+    assert EmotionClassifier(pipeline.tflite).self_test.startswith("self-test passed")
     parsed = Sidecar.read(pipeline.tflite.with_suffix(".json"))
     assert parsed.input_shape == (1, 48, 48, 1) and parsed.labels == FER2013_LABELS
 
