@@ -451,7 +451,7 @@ def bench(inputs: tuple[str, ...], sizes: tuple[str, ...], threads: tuple[int, .
 
 def _paced(inputs: tuple[str, ...], fps: float, seconds: float, pin: int | None,
            json_path: Path | None) -> None:
-    from edge import pace
+    from edge.commands import pace
 
     clip = Path(inputs[0]) if inputs else pace.default_clip()
     if not clip.is_file():

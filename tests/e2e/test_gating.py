@@ -12,9 +12,9 @@ from pathlib import Path
 
 import cv2
 
+from edge.commands.pace import make_scenes
 from edge.config import DEFAULT_CLIP
 from edge.faces import FaceDetector
-from edge.pace import make_scenes
 from edge.sinks.jsonl import read_events
 from tests.conftest import REPO_ROOT, require_shared
 

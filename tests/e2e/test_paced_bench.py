@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from bench import paced_report
 from edge.commands.bench import bench
+from edge.commands.pace import SCENES, SETTINGS
 from edge.config import DEFAULT_CLIP
-from edge.pace import SCENES, SETTINGS
 
 
 def test_paced_bench_runs_every_scene_and_its_report_renders(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import numpy as np
 
 from edge import config as config_module
 from edge.build import build_pipeline
+from edge.commands.pace import empty_still
 from edge.config import DEFAULT_CLIP
-from edge.pace import empty_still
 from edge.types import Frame
 
 FPS = 30.0

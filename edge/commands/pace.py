@@ -244,7 +244,7 @@ def _quantile(ordered: list[float], q: float) -> float:
 
 
 def worker_main(argv: list[str]) -> int:
-    """`python -m edge.pace SPEC_JSON`: print one JSON result line."""
+    """`python -m edge.commands.pace SPEC_JSON`: print one JSON result line."""
     spec = PacedSpec(**json.loads(argv[0]))
     print(json.dumps(measure(spec)), flush=True)
     return 0
@@ -268,7 +268,8 @@ def run_paced(clip: Path, fps: float, seconds: float, pin: int | None,
             spec = PacedSpec(scene=scene, setting=setting, clip=str(path), fps=fps,
                              frames=max(1, round(seconds * fps)), face_from=face_from,
                              detect=SETTINGS[setting], pin=pin)
-            done = subprocess.run([sys.executable, "-m", "edge.pace", json.dumps(asdict(spec))],
+            done = subprocess.run([sys.executable, "-m", "edge.commands.pace",
+                                   json.dumps(asdict(spec))],
                                   capture_output=True, text=True, env=env,
                                   timeout=seconds * 4 + 120)
             lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
