@@ -244,7 +244,7 @@ def _quantile(ordered: list[float], q: float) -> float:
 
 
 def worker_main(argv: list[str]) -> int:
-    """`python -m edge.commands.pace SPEC_JSON`: print one JSON result line."""
+    """`python -m edge.commands.pace SPEC_JSON SPAWNED_AT`: print one JSON result line."""
     spec = PacedSpec(**json.loads(argv[0]))
     print(json.dumps(measure(spec)), flush=True)
     return 0
@@ -255,30 +255,22 @@ def worker_main(argv: list[str]) -> int:
 
 def run_paced(clip: Path, fps: float, seconds: float, pin: int | None,
               settings: list[str], work_dir: Path, echo: Any = None) -> list[dict[str, Any]]:
-    import subprocess
+    """Make the scenes, then measure each (scene, setting) in a fresh process."""
     import sys
 
+    from edge.commands.bench import spawn_worker
+
     scenes = make_scenes(clip, work_dir, fps, seconds)
-    package_root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     runs = []
     for scene, (path, face_from) in scenes.items():
         for setting in settings:
             spec = PacedSpec(scene=scene, setting=setting, clip=str(path), fps=fps,
                              frames=max(1, round(seconds * fps)), face_from=face_from,
                              detect=SETTINGS[setting], pin=pin)
-            done = subprocess.run([sys.executable, "-m", "edge.commands.pace",
-                                   json.dumps(asdict(spec))],
-                                  capture_output=True, text=True, env=env,
+            result = spawn_worker([sys.executable, "-m", "edge.commands.pace"], asdict(spec),
                                   timeout=seconds * 4 + 120)
-            lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-            if done.returncode != 0 or not lines:
-                tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                result = {"scene": scene, "setting": setting,
-                          "error": f"exit {done.returncode}: {tail}"}
-            else:
-                result = json.loads(lines[-1])
+            if "error" in result:
+                result = {"scene": scene, "setting": setting, "error": result["error"]}
             runs.append(result)
             if echo is not None:
                 echo(progress_line(result))
