@@ -225,7 +225,7 @@ def _paced_loop(spec: PacedSpec, runner: Any) -> dict[str, Any]:
         "face_from": spec.face_from,
         "first_result_s": None if first_result_at is None else round(first_result_at, 3),
         "first_result_frame": first_result_frame,
-        "faces_seen": len(runner.stats.total.faces),
+        "faces_seen": runner.stats.total.faces,
     }
 
 
