@@ -420,17 +420,20 @@ def _progress_line(run: dict[str, Any]) -> str:
               "reports share of one core, frame time and time to first result. --input: "
               "the face clip (default: the shared FOCUS clip, else the embedded one); "
               "--seconds: length of each scene.")
+@click.option("--repeat", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="With --pace: measure each scene and setting this many times, round "
+              "robin, and keep the least disturbed (lowest CPU time); all are in the JSON.")
 def bench(inputs: tuple[str, ...], sizes: tuple[str, ...], threads: tuple[int, ...],
           frames: int, seconds: float, warmup: int, core: int | None, no_pin: bool,
           model: str, landmarks: str, detect_every: int | None, detect_width: int | None,
-          json_path: Path | None, pace: float | None) -> None:
+          json_path: Path | None, pace: float | None, repeat: int) -> None:
     """Per-stage latency, fps, peak memory and start-up time of the real loop."""
     from edge.config import DEFAULT_CLIP
 
     parsed = [parse_size(text) for text in sizes or DEFAULT_SIZES]
     pin = None if no_pin else (core if core is not None else min(allowed_cores()))
     if pace is not None:
-        _paced(inputs, pace, seconds, pin, json_path)
+        _paced(inputs, pace, seconds, pin, json_path, repeat)
         return
     base = {"frames": frames, "seconds": seconds, "warmup": warmup, "pin": pin,
             "model": model, "landmarks": landmarks, "detect_every": detect_every,
@@ -450,7 +453,7 @@ def bench(inputs: tuple[str, ...], sizes: tuple[str, ...], threads: tuple[int, .
 
 
 def _paced(inputs: tuple[str, ...], fps: float, seconds: float, pin: int | None,
-           json_path: Path | None) -> None:
+           json_path: Path | None, repeat: int = 1) -> None:
     from edge.commands import pace
 
     clip = Path(inputs[0]) if inputs else pace.default_clip()
@@ -459,13 +462,14 @@ def _paced(inputs: tuple[str, ...], fps: float, seconds: float, pin: int | None,
     with tempfile.TemporaryDirectory(prefix="edge-paced-") as tmp:
         try:
             runs = pace.run_paced(clip, fps, seconds, pin, list(pace.SETTINGS), Path(tmp),
-                                  echo=lambda line: click.echo(line, err=True))
+                                  echo=lambda line: click.echo(line, err=True), repeat=repeat)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(pace.format_table(runs))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(pace.report(runs, clip, fps, seconds), indent=2) + "\n")
+        json_path.write_text(json.dumps(pace.report(runs, clip, fps, seconds, repeat),
+                                        indent=2) + "\n")
     if any("error" in run for run in runs):
         raise click.ClickException("some scenes failed (see the table)")
 
