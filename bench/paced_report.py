@@ -119,9 +119,9 @@ def section(paced: dict[str, Any], equivalence: dict[str, Any] | None,
     gil = paced.get("gil")
     if gil:
         lines += ["", "### Why a thread", "",
-                  "The full-frame scan runs on a thread beside the loop (behind a camera at "
-                  "a lower priority, nice +10) and its faces join the tracker `scan_lag` "
-                  "frames later (from a file exactly then; from a camera once it is done). "
+                  "The full-frame scan runs on a thread beside the loop and its faces join "
+                  "the tracker `scan_lag` frames later (from a file exactly then; from a "
+                  "camera once it is done). "
                   "That needs dlib's HOG detector to release the GIL, which it does since "
                   "dlib 19.22 (`py::gil_scoped_release` in its Python binding); measured in "
                   "this run (`edge.commands.pace.gil_probe`): while a thread ran detector "
@@ -133,7 +133,10 @@ def section(paced: dict[str, Any], equivalence: dict[str, Any] | None,
                   "a shared machine). On one core the thread costs the same CPU as the scan "
                   "on the loop's thread, but it runs in the time the loop waits for the "
                   "camera, so no frame waits for it; on a Pi's four cores it runs beside "
-                  "the loop. One dlib detector object must not run on two threads at once "
+                  "the loop. It keeps the loop's priority: at nice +10 it could be preempted "
+                  "while holding the GIL for the few Python lines around the detector call, "
+                  "and the loop then waited behind every other program on the core (frames "
+                  "of 400-800 ms in this benchmark on a busy machine). One dlib detector object must not run on two threads at once "
                   "(it keeps its feature pyramid between calls: doing so crashed), so the "
                   "scan thread has its own."]
     if equivalence:

@@ -11,8 +11,8 @@ faces are tracked. Two things keep it from costing a frame or a core:
 * `BackgroundScan` runs it on a thread beside the loop. dlib releases the GIL
   inside its HOG detector (since 19.22; measured: a Python thread keeps running
   during a detector call), so on a multi-core device the scan takes no time from
-  the loop, and on one core the thread runs (behind a camera: at a lower
-  priority) in the time the loop spends waiting for the camera. From a file
+  the loop, and on one core the thread runs mostly in the time the loop spends
+  waiting for the camera (the loop, waking for a frame, preempts it). From a file
   its result is used exactly `lag` frames after the frame it was started on,
   never "whenever it is ready", so a file gives the same events on any machine
   (the loop waits for it if it is not done by then); from a camera
@@ -22,8 +22,6 @@ faces are tracked. Two things keep it from costing a frame or a core:
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,8 +29,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from edge.types import Detection
-
-SCAN_NICE = 10  # the scan thread's nice above the loop's: it yields the core (Linux)
 
 
 class ScanSchedule:
@@ -132,14 +128,10 @@ class BackgroundScan:
             self._thread = None
 
     def _run(self) -> None:
-        # Behind a camera the loop must win the core; from a file the loop waits for the
-        # scan anyway, and a lower priority would only let other programs delay both.
-        if not self.wait and hasattr(os, "setpriority"):
-            # Linux: a thread is a task with its own nice value; raising it needs no privilege.
-            with contextlib.suppress(OSError):
-                tid = threading.get_native_id()
-                nice = os.getpriority(os.PRIO_PROCESS, tid)
-                os.setpriority(os.PRIO_PROCESS, tid, min(19, nice + SCAN_NICE))
+        # Same priority as the loop, on purpose: a lower one (nice +10 was tried) lets the
+        # thread be preempted while it holds the GIL for the few Python lines around the
+        # detector call, and then the loop waits for the GIL behind every other program
+        # on the core (frames of 400-800 ms on a busy machine).
         while True:
             with self._wake:
                 while self._job is None and not self._closed:
