@@ -136,9 +136,10 @@ def section(paced: dict[str, Any], equivalence: dict[str, Any] | None,
                   "the loop. It keeps the loop's priority: at nice +10 it could be preempted "
                   "while holding the GIL for the few Python lines around the detector call, "
                   "and the loop then waited behind every other program on the core (frames "
-                  "of 400-800 ms in this benchmark on a busy machine). One dlib detector object must not run on two threads at once "
-                  "(it keeps its feature pyramid between calls: doing so crashed), so the "
-                  "scan thread has its own."]
+                  "of 400-800 ms in this benchmark on a busy machine). One dlib detector "
+                  "object must not run on two threads at once (it keeps its feature pyramid "
+                  "between calls: doing so crashed), so the scan thread has its own, made at "
+                  "start-up: loading it holds the GIL for about 0.2 s."]
     if equivalence:
         lines += ["", *equivalence_lines(equivalence)]
     lines += ["", PACED_END, ""]

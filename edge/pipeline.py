@@ -71,18 +71,19 @@ class Pipeline:
             if detect.motion else None
         self.schedule = ScanSchedule(detect.scan_every, detect.idle_scan, detect.motion)
         self.scanner: BackgroundScan | None = None
-        self._scan_detector: Detector | None = None
+        self.scan_detector: Detector | None = None
         if detect.scan_lag > 0:
+            # Its own detector: a dlib detector must not run on two threads at once. Made
+            # now: loading dlib's model holds the GIL for ~0.2 s, which on the scan
+            # thread would stall the loop.
+            self.scan_detector = detector.clone()
             # From a camera (`live`) a late scan delays a new face, never a frame.
             self.scanner = BackgroundScan(self._scan, detect.scan_lag, wait=not live)
 
     def _scan(self, gray: np.ndarray) -> list[Detection]:
-        """The full-frame scan on the scan thread, with a detector of its own: a dlib
-        detector must not run on two threads at once. Made at the first scan, from
-        `self.detector` as it is then (a benchmark may have wrapped it to time it)."""
-        if self._scan_detector is None:
-            self._scan_detector = self.detector.clone()
-        return self._scan_detector.detect(gray)[: self.detect.max_faces]
+        """The full-frame scan, on the scan thread."""
+        assert self.scan_detector is not None
+        return self.scan_detector.detect(gray)[: self.detect.max_faces]
 
     def close(self) -> None:
         """Stop the scan thread (a daemon: a run that ends without this loses nothing)."""

@@ -147,12 +147,6 @@ class TimedDetector:
         finally:
             self.calls.append(time.perf_counter() - start)
 
-    def clone(self) -> TimedDetector:
-        """A wrapped copy for the scan thread, timed into the same list."""
-        twin = TimedDetector(self.detector.clone())
-        twin.calls = self.calls
-        return twin
-
     def __getattr__(self, name: str) -> Any:  # anything else the pipeline may call
         return getattr(self.detector, name)
 
@@ -179,7 +173,11 @@ def build_runner(spec: RunSpec, log_path: Path) -> Runner:
         overrides.setdefault("detect", {})["width"] = spec.detect_width
     config = config_module.load(None, overrides)
     parts = build(config, [JsonlLog(log_path).open()])
-    parts.pipeline.detector = TimedDetector(parts.pipeline.detector)
+    pipeline = parts.pipeline
+    pipeline.detector = TimedDetector(pipeline.detector)
+    if pipeline.scan_detector is not None:  # the scan thread's own: timed into the same list
+        pipeline.scan_detector = TimedDetector(pipeline.scan_detector)
+        pipeline.scan_detector.calls = pipeline.detector.calls
     return Runner(parts)
 
 
