@@ -457,6 +457,7 @@ def _paced(inputs: tuple[str, ...], fps: float, seconds: float, pin: int | None,
     clip = Path(inputs[0]) if inputs else pace.default_clip()
     if not clip.is_file():
         raise click.ClickException(f"{clip}: no such file")
+    load_at_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     with tempfile.TemporaryDirectory(prefix="edge-paced-") as tmp:
         try:
             runs = pace.run_paced(clip, fps, seconds, pin, list(pace.SETTINGS), Path(tmp),
@@ -466,8 +467,9 @@ def _paced(inputs: tuple[str, ...], fps: float, seconds: float, pin: int | None,
     click.echo(pace.format_table(runs))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(pace.report(runs, clip, fps, seconds, repeat),
-                                        indent=2) + "\n")
+        report = pace.report(runs, clip, fps, seconds, repeat)
+        report["machine"]["load_average_at_start"] = load_at_start
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
     if any("error" in run for run in runs):
         raise click.ClickException("some scenes failed (see the table)")
 
