@@ -66,7 +66,8 @@ def section(paced: dict[str, Any], equivalence: dict[str, Any] | None,
              "[paced.json](paced.json).", "",
              f"- Run: {paced['created']}; {machine['cpu']} ({machine['machine']}), "
              f"{machine['cores']} cores, Python {machine['python']}; load average (1/5/15 "
-             f"min) at start {machine['load_average_at_start']}, at end "
+             f"min) at start {[round(x, 2) for x in machine['load_average_at_start'] or []]}, "
+             "at end "
              f"{[round(x, 2) for x in paced.get('load_average_at_end', [])]}: near or above "
              "the core count means other programs shared the core, which stretches frame "
              "times (the loop CPU column is the loop thread's own time, which they cannot "

@@ -457,7 +457,7 @@ def _paced(inputs: tuple[str, ...], fps: float, seconds: float, pin: int | None,
     clip = Path(inputs[0]) if inputs else pace.default_clip()
     if not clip.is_file():
         raise click.ClickException(f"{clip}: no such file")
-    load_at_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    load_at_start = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     with tempfile.TemporaryDirectory(prefix="edge-paced-") as tmp:
         try:
             runs = pace.run_paced(clip, fps, seconds, pin, list(pace.SETTINGS), Path(tmp),
