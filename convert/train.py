@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from convert import qat
+from convert import qat, split
 from convert.augment import Augmentation, augment_batch
 from convert.data import FaceSet, class_weights
 from convert.model import ModelSpec, build_model, with_input_scaling
@@ -55,6 +55,8 @@ class TrainConfig:
     init: str | None = None  # start from this trained model's weights (fine-tuning)
     quantization_aware: bool = False  # simulate the int8 model's rounding while training
     consistency: float = 0.0  # weight of KL(float || simulated int8), quantization-aware only
+    val_fraction: float = split.DEFAULT_FRACTION  # carved from Training when no val set is given
+    val_seed: int = split.DEFAULT_SEED
     spec: ModelSpec = field(default_factory=ModelSpec)
 
     def augmentation(self) -> Augmentation:
@@ -120,8 +122,14 @@ def calibration_pixels(faces: FaceSet, config: TrainConfig) -> np.ndarray:
     return calibration_set(faces, QAT_CALIBRATION_FACES, config.seed).x
 
 
-def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: TrainConfig,
-          resume: bool = False, verbose: int = 1, command: str | None = None) -> dict[str, Any]:
+def train(train_faces: FaceSet, val_faces: FaceSet | None, out_dir: Path, config: TrainConfig,
+          resume: bool = False, verbose: int = 1, command: str | None = None,
+          test_faces: FaceSet | None = None) -> dict[str, Any]:
+    """Without `val_faces`, select on `config.val_fraction` of the training faces;
+    `test_faces` (PublicTest) are scored once, at the end, with the best checkpoint."""
+    chosen = split.select(train_faces, val_faces, config.val_fraction, config.val_seed,
+                          config.spec.classes)
+    train_faces, val_faces = chosen.train, chosen.val
     keras = import_keras(config.threads or None)
     out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
@@ -162,8 +170,9 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
     typed = command or shlex.join(sys.argv)
     run_info: dict[str, Any] = {
         "command": typed,
-        "train": {"source": train_faces.source, "n": len(train_faces)},
-        "val": {"source": val_faces.source, "n": len(val_faces)},
+        "train": chosen.train_record,
+        "val": chosen.val_record,
+        "test": {"source": test_faces.source, "n": len(test_faces)} if test_faces else None,
         "config": asdict(config),
         "parameters": params,
         "backend": backend_version(),
@@ -173,6 +182,7 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
     if initial_epoch and (out_dir / RUN).exists():
         # Keep the command that started the run; record each resume after it.
         earlier = json.loads((out_dir / RUN).read_text())
+        split.check_resumed(earlier.get("val"), chosen.val_record)
         run_info["command"] = earlier.get("command", typed)
         run_info["resumed"] = [*earlier.get("resumed", []),
                                {"command": typed, "from_epoch": initial_epoch,
@@ -283,6 +293,7 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
     )
     state = json.loads(state_path.read_text())
     summary = {**run_info, "epochs_run": state["epoch"], "wall_seconds": state["wall_seconds"],
-               "best_val_accuracy": state["best_val_accuracy"], "best_model": str(out_dir / BEST)}
+               "best_val_accuracy": state["best_val_accuracy"], "best_model": str(out_dir / BEST),
+               "test": split.test_figure(keras, out_dir / BEST, test_faces)}
     (out_dir / RUN).write_text(json.dumps(summary, indent=2))
     return summary
