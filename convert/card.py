@@ -291,14 +291,19 @@ def explain_section(summary: dict[str, Any], image: str, sidecar: dict[str, Any]
         "",
         f"![mean maps per class]({image})",
         "",
-        f"Per-class mean occlusion-sensitivity maps of the shipped int8 model run through the "
-        f"device's classifier on {n:,} {data['split']} faces"
+        f"Per-class mean maps of where the model looks, over {n:,} {data['split']} faces"
         + (" (a stratified sample)" if means["subsampled"] else "")
-        + f": a {occlusion['patch']}x{occlusion['patch']} patch of the face's mean grey slides "
-        f"in {occlusion['stride']}-pixel steps, each face's map is the drop of its true class's "
-        "probability (positive part, scaled to a maximum of 1), averaged per class over the "
-        "class's mean face; red is where hiding the face costs the class most. "
-        "Share of each class's map per region (regions placed by the sidecar's framing):",
+        + f": occlusion sensitivity of the int8 model run through the device's "
+        f"classifier (a {occlusion['patch']}x{occlusion['patch']} patch of the face's mean grey "
+        f"slid in {occlusion['stride']}-pixel steps; a pixel's value is the drop of the true "
+        "class's probability when it is hidden)"
+        + (f", and Grad-CAM of the float model at `{methods['gradcam']['layer']}` "
+           f"({methods['gradcam']['layer_side']}x{methods['gradcam']['layer_side']})"
+           if methods.get("gradcam") else "")
+        + ". Each face's map is scaled to a maximum of 1, averaged per class and laid over "
+        "the class's mean face; red is where the evidence for the class lies. "
+        f"Share of each class's {method.replace('_', ' ')} map per region (placed by the "
+        "sidecar's framing):",
         "",
         "| class | " + " | ".join(REGION_NAMES[r] for r in REGION_NAMES) + " |",
         "| --- |" + " --- |" * len(REGION_NAMES),
@@ -306,6 +311,11 @@ def explain_section(summary: dict[str, Any], image: str, sidecar: dict[str, Any]
             f"*{regions['area_share'][r]:.0%}*" for r in REGION_NAMES) + " |",
         *(f"| {label} | " + " | ".join(f"{row[r]:.0%}" for r in REGION_NAMES) + " |"
           for label, row in shares.items()),
+        "",
+        "Averaged over the classes, " + ", ".join(
+            f"{sum(row[r] for row in shares.values()) / len(shares):.0%} of the evidence lies "
+            f"on the {REGION_NAMES[r]} ({regions['area_share'][r]:.0%} of the area)"
+            for r in REGION_NAMES) + ".",
         "",
     ]
     if summary.get("command"):

@@ -191,3 +191,31 @@ def test_explain_bad_input_is_one_line(tiny: Tiny, tmp_path: Path) -> None:
     assert_one_line_error(run_cli("explain", junk_keras, "--data", data, "--out", out),
                           "not a Keras model")
     assert not out.exists()  # nothing half-written after a refusal
+
+
+def test_card_links_the_mean_maps(tiny: Tiny, tmp_path: Path) -> None:
+    explained = tmp_path / "docs" / "explain"
+    assert_ok(run_cli("explain", tiny.tflite, "--data", tiny.data, "--out", explained,
+                      "--per-class", "1"))
+    report = tmp_path / "report.json"
+    assert_ok(run_cli("evaluate", tiny.tflite, "--data", tiny.data, "--report", report,
+                      "--latency-faces", 5))
+    card = tmp_path / "models" / "MODEL.md"
+    card.parent.mkdir()
+    assert_ok(run_cli("card", "--run", tiny.keras.parent, "--model", tiny.tflite, "--report",
+                      report, "--quantize-command", "q", "--evaluate-command", "e",
+                      "--explain", explained / "explain.json", "--out", card))
+    text = card.read_text()
+    section = text[text.index("## Where the model looks"):text.index("## Limits")]
+    assert "![mean maps per class](../docs/explain/mean_maps.png)" in section
+    assert (card.parent / "../docs/explain/mean_maps.png").exists()
+    assert "| Angry |" in section and "| *share of the area* |" in section
+    assert "Grad-CAM needs the float checkpoint" in section
+    assert "edge-convert explain" in section  # the command that drew them
+    # With the float model the Grad-CAM maps exist, and the card does not ask for them.
+    assert_ok(run_cli("explain", tiny.keras, "--tflite", tiny.tflite, "--data", tiny.data,
+                      "--out", explained, "--per-class", "1"))
+    assert_ok(run_cli("card", "--run", tiny.keras.parent, "--model", tiny.tflite, "--report",
+                      report, "--quantize-command", "q", "--evaluate-command", "e",
+                      "--explain", explained / "explain.json", "--out", card))
+    assert "Grad-CAM needs" not in card.read_text()
