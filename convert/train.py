@@ -12,7 +12,7 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,8 @@ def train(train_faces: FaceSet, val_faces: FaceSet | None, out_dir: Path, config
           test_faces: FaceSet | None = None) -> dict[str, Any]:
     """Without `val_faces`, select on `config.val_fraction` of the training faces;
     `test_faces` (PublicTest) are scored once, at the end, with the best checkpoint."""
+    if val_faces is not None:  # nothing is carved: record it so
+        config = replace(config, val_fraction=0.0)
     chosen = split.select(train_faces, val_faces, config.val_fraction, config.val_seed,
                           config.spec.classes)
     train_faces, val_faces = chosen.train, chosen.val
