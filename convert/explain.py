@@ -93,6 +93,8 @@ class GradCam:
 
     def maps(self, faces: np.ndarray, targets: np.ndarray, batch: int = 128) -> np.ndarray:
         """Float32 (N, 48, 48) class activation maps, >= 0, for class targets[i] of face i."""
+        if len(faces) == 0:
+            return np.zeros((0, SIDE, SIDE), dtype=np.float32)
         return np.concatenate([self._batch(faces[i:i + batch], targets[i:i + batch])
                                for i in range(0, len(faces), batch)])
 

@@ -84,5 +84,5 @@ def plot_means(means: dict[str, np.ndarray], mean_faces: np.ndarray, labels: tup
     figure.suptitle(title, fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=80)
+    figure.savefig(path, dpi=100)
     plt.close(figure)

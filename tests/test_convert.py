@@ -23,7 +23,6 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
-from conftest import MODELS_DIR, require_path, require_shared, synthetic_faces
 
 from convert.cli import main
 from convert.data import DataError, FaceSet, load_faces
@@ -40,6 +39,7 @@ from convert.quantize import (
 )
 from edge.classify import EmotionClassifier, Sidecar
 from edge.labels import FER2013_LABELS
+from tests.conftest import MODELS_DIR, require_path, require_shared, synthetic_faces
 
 slow = pytest.mark.slow  # needs TensorFlow: trains, converts or starts a process
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import synthetic_faces
-from test_convert import TINY, assert_ok, assert_one_line_error, run_cli
 
 from convert import explain
 from convert.explain_report import OCC_FLOAT, OCC_INT8, Settings, load
 from edge.labels import FER2013_LABELS
+from tests.conftest import synthetic_faces
+from tests.test_convert import TINY, assert_ok, assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.slow  # trains and converts a model
 SIDE = explain.SIDE
