@@ -54,7 +54,7 @@ def plot_samples(label: str, x: np.ndarray, y: np.ndarray, predicted: np.ndarray
             for ax, method in zip(cells[1:], methods, strict=True):
                 _overlay(ax, x[i], unit[method][i])
                 if row == 0:
-                    ax.set_title(titles.get(method, method), fontsize=7)
+                    ax.set_title(titles.get(method, method).replace(", ", "\n"), fontsize=7)
         axes[0, block * cols].set_title("correct" if block == 0 else "wrong", fontsize=8,
                                         fontweight="bold")
     figure.suptitle(f"{label}: maps for the predicted class", fontsize=9)
