@@ -46,7 +46,9 @@ def command_as_typed(ctx: click.Context) -> str:
         if source is not ParameterSource.COMMANDLINE or not param.opts:
             continue
         value = ctx.params[param.name]
-        if isinstance(param, click.Option) and param.is_flag:
+        if isinstance(param, click.Argument):  # positional: the value alone
+            words.append(str(value))
+        elif isinstance(param, click.Option) and param.is_flag:
             words.append(param.opts[0])
         else:
             words += [param.opts[0], str(value)]

@@ -196,6 +196,15 @@ def correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (a * b).sum(axis=1) / norm
 
 
+REGION_DEFINITION = {
+    "eyes_brows": "rows from 0.6 d above to 0.35 d below the eye row, within d of the centre "
+                  "line",
+    "mouth": "rows from 0.75 d to 1.45 d below the eye row, within 0.7 d of the centre line",
+    "border": "the outer eighth of the side (6 pixels) all round; excluded from the others",
+    "where": "eye row = eye_y x 48, d = eye_distance x 48 (the sidecar's framing)",
+}
+
+
 def regions(framing: dict[str, float]) -> dict[str, np.ndarray]:
     """Boolean 48x48 masks of face regions, placed by the model's framing (sidecar).
 

@@ -177,11 +177,12 @@ def run(loaded: Loaded, faces: FaceSet, split: str, out_dir: Path, settings: Set
                     "faces": len(index), "target": "the predicted class",
                     "images": {label: f"samples_{label}.png" for c, label in enumerate(labels)
                                if (faces.y[index] == c).any()}},
-        "means": {"target": "the true class", "faces_gradcam": len(faces),
+        "means": {"target": "the true class",
+                  "faces_gradcam": len(faces) if loaded.gradcam else 0,
                   "faces_occlusion": len(some), "subsampled": len(some) < len(faces),
                   "image": "mean_maps.png", "arrays": "mean_maps.npz",
                   "normalisation": "each face's map: positive part scaled to a maximum of 1"},
-        "regions": {"framing": loaded.framing,
+        "regions": {"framing": loaded.framing, "definition": explain.REGION_DEFINITION,
                     "area_share": {n: round(float(m.mean()), 4) for n, m in masks.items()},
                     "shares": {method: {label: explain.region_shares(means[method][c], masks)
                                         for c, label in enumerate(labels)}
