@@ -294,9 +294,9 @@ def explain_section(summary: dict[str, Any], image: str, sidecar: dict[str, Any]
         f"Per-class mean maps of where the model looks, over {n:,} {data['split']} faces"
         + (" (a stratified sample)" if means["subsampled"] else "")
         + f": occlusion sensitivity of the int8 model run through the device's "
-        f"classifier (a {occlusion['patch']}x{occlusion['patch']} patch of the face's mean grey "
-        f"slid in {occlusion['stride']}-pixel steps; a pixel's value is the drop of the true "
-        "class's probability when it is hidden)"
+        f"classifier (a patch of {occlusion['patch']}x{occlusion['patch']} pixels in the "
+        f"face's mean grey slid in {occlusion['stride']}-pixel steps; a pixel's value is the "
+        "drop of the true class's probability when it is hidden)"
         + (f", and Grad-CAM of the float model at `{methods['gradcam']['layer']}` "
            f"({methods['gradcam']['layer_side']}x{methods['gradcam']['layer_side']})"
            if methods.get("gradcam") else "")
@@ -312,10 +312,7 @@ def explain_section(summary: dict[str, Any], image: str, sidecar: dict[str, Any]
         *(f"| {label} | " + " | ".join(f"{row[r]:.0%}" for r in REGION_NAMES) + " |"
           for label, row in shares.items()),
         "",
-        "Averaged over the classes, " + ", ".join(
-            f"{sum(row[r] for row in shares.values()) / len(shares):.0%} of the evidence lies "
-            f"on the {REGION_NAMES[r]} ({regions['area_share'][r]:.0%} of the area)"
-            for r in REGION_NAMES) + ".",
+        _what_they_show(shares, regions["area_share"]),
         "",
     ]
     if summary.get("command"):
@@ -327,3 +324,18 @@ def explain_section(summary: dict[str, Any], image: str, sidecar: dict[str, Any]
                   "models/emotion_int8.tflite --data publictest.npz --out DIR` adds Grad-CAM "
                   "and float occlusion maps beside these, for the same faces.", ""]
     return lines
+
+
+def _what_they_show(shares: dict[str, dict[str, float]], area: dict[str, float]) -> str:
+    """The table in a sentence: each region's evidence against its share of the area."""
+    def density(region: str, row: dict[str, float]) -> float:
+        return row[region] / area[region] if area[region] > 0 else 0.0
+
+    mean = {r: sum(row[r] for row in shares.values()) / len(shares) for r in REGION_NAMES}
+    mouth_most = max(shares, key=lambda label: density("mouth", shares[label]))
+    return ("Averaged over the classes: "
+            + "; ".join(f"{REGION_NAMES[r]} {mean[r]:.0%} of the evidence on {area[r]:.0%} of "
+                        f"the area ({mean[r] / area[r]:.1f}x a uniform map)"
+                        for r in REGION_NAMES if area[r] > 0)
+            + f". The mouth weighs most for {mouth_most} "
+            f"({density('mouth', shares[mouth_most]):.1f}x).")
