@@ -129,7 +129,8 @@ def test_explain_writes_figures_and_summary(tiny: Tiny, tmp_path: Path) -> None:
                                tiny.data, "--out", out, "--per-class", "2"))
     assert "Grad-CAM at head_relu (12x12)" in result.output
     summary = json.loads((out / "explain.json").read_text())
-    assert summary["command"].startswith(f"edge-convert explain {tiny.keras} --tflite ")
+    assert summary["command"].startswith(f"edge-convert explain {tiny.keras} --data ")
+    assert f"--tflite {tiny.tflite}" in summary["command"]
     assert summary["methods"]["gradcam"]["layer"] == "head_relu"
     assert summary["methods"]["occlusion"]["positions"] == 121
     assert summary["means"]["faces_occlusion"] == 7 * 4 and not summary["means"]["subsampled"]
