@@ -56,9 +56,10 @@ class Loaded:
 
 
 def load(keras_path: Path | None, tflite_path: Path | None, settings: Settings) -> Loaded:
-    from convert.quantize import load_keras_model, model_kind, quiet_tensorflow
+    from convert.checkpoints import load_keras_model, model_kind
+    from convert.tf_env import quiet_tensorflow
     from edge.align import FER_FRAMING
-    from edge.labels import FER2013_LABELS
+    from edge.model_contract import FER2013_LABELS
 
     loaded = Loaded(keras_path, tflite_path, labels=FER2013_LABELS, framing=dict(FER_FRAMING))
     if tflite_path is not None:
@@ -168,7 +169,8 @@ def run(loaded: Loaded, faces: FaceSet, split: str, out_dir: Path, settings: Set
         "command": settings.command,
         "data": data_summary(faces, split),
         "models": {"float": _model_record(loaded.keras_path),
-                   "int8": _model_record(loaded.tflite_path)},
+                   "int8": _model_record(loaded.tflite_path),
+                   "int8_converted_from_float": _same_source(loaded)},
         "labels": list(labels),
         "accuracy": round(float(hits.mean()), 6),
         "accuracy_of": "float" if loaded.float_predict else "int8",
@@ -190,7 +192,7 @@ def run(loaded: Loaded, faces: FaceSet, split: str, out_dir: Path, settings: Set
         "agreement": _agreement(sample_maps, means, labels),
         "seconds": seconds,
     }
-    from convert.quantize import write_json
+    from edge.model_contract import write_json
 
     write_json(out_dir / "explain.json", summary)
     return summary
@@ -208,6 +210,16 @@ def _maps(loaded: Loaded, x: np.ndarray, targets: np.ndarray, occlusion: explain
         maps[OCC_INT8] = occlusion.maps(loaded.classifier.predict, x, targets)
     seconds[what] = round(time.monotonic() - started, 2)
     return maps
+
+
+def _same_source(loaded: Loaded) -> bool | None:
+    """Whether the int8 model's sidecar names the float model as its source (by hash)."""
+    if loaded.classifier is None or loaded.keras_path is None:
+        return None
+    source = loaded.classifier.sidecar.source_model or {}
+    if not source.get("sha256") or not loaded.keras_path.is_file():
+        return None
+    return bool(source["sha256"] == sha256_of(loaded.keras_path))
 
 
 def _model_record(path: Path | None) -> dict[str, str] | None:

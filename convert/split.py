@@ -20,14 +20,16 @@ from typing import Any
 import numpy as np
 
 from convert.data import FaceSet
-from edge.labels import FER2013_LABELS
+from convert.errors import DataError
+from edge.model_contract import FER2013_LABELS
 
 DEFAULT_FRACTION = 0.1
 DEFAULT_SEED = 1234
 
 
-class SplitError(ValueError):
-    """A split that cannot be carved or does not match the run being resumed."""
+class SplitError(DataError):
+    """A split that cannot be carved or does not match the run being resumed (bad input:
+    the CLI prints it as one line)."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ def select(train_faces: FaceSet, val_faces: FaceSet | None, fraction: float, see
     if len(val_index) == 0 or len(keep) == 0:
         raise SplitError(f"{train_faces.source}: too few faces to carve a validation split "
                          f"of {fraction:g}")
-    train, val = train_faces.subset(keep), train_faces.subset(val_index)
+    train = FaceSet(train_faces.x[keep], train_faces.y[keep], train_faces.source)
+    val = FaceSet(train_faces.x[val_index], train_faces.y[val_index], train_faces.source)
     carved = {"from": train_faces.source, "of_n": len(train_faces), "fraction": fraction,
               "seed": seed, "stratified": True,
               "per_class": val.class_counts(classes).tolist(),
@@ -100,7 +103,7 @@ def check_resumed(earlier: dict[str, Any] | None, now: dict[str, Any]) -> None:
     after = (now.get("carved") or {}).get("indices_sha256")
     if before != after or earlier.get("source") != now.get("source"):
         raise SplitError("--resume with another validation split than the run started with "
-                         "(compare --val, --val-fraction, --val-seed and --limit with run.json)")
+                         "(compare --val, --val-fraction and --val-seed with run.json)")
 
 
 def test_figure(keras: Any, model_path: Path, faces: FaceSet | None,

@@ -18,9 +18,9 @@ import pytest
 
 from convert import explain
 from convert.explain_report import OCC_FLOAT, OCC_INT8, Settings, load
-from edge.labels import FER2013_LABELS
+from edge.model_contract import FER2013_LABELS
 from tests.conftest import synthetic_faces
-from tests.test_convert import TINY, assert_ok, assert_one_line_error, run_cli
+from tests.e2e.test_convert import TINY, assert_ok, assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.slow  # trains and converts a model
 SIDE = explain.SIDE
@@ -131,6 +131,7 @@ def test_explain_writes_figures_and_summary(tiny: Tiny, tmp_path: Path) -> None:
     summary = json.loads((out / "explain.json").read_text())
     assert summary["command"].startswith(f"edge-convert explain {tiny.keras} --data ")
     assert f"--tflite {tiny.tflite}" in summary["command"]
+    assert summary["models"]["int8_converted_from_float"] is True
     assert summary["methods"]["gradcam"]["layer"] == "head_relu"
     assert summary["methods"]["occlusion"]["positions"] == 121
     assert summary["means"]["faces_occlusion"] == 7 * 4 and not summary["means"]["subsampled"]

@@ -11,7 +11,7 @@ import pytest
 
 from convert.split import carve_indices, indices_sha256
 from tests.conftest import synthetic_faces
-from tests.test_convert import (
+from tests.e2e.test_convert import (
     TINY,
     assert_ok,
     assert_one_line_error,

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from convert.card import explain_section
+from edge.model_contract import Sidecar
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,18 +26,19 @@ def summary(gradcam: dict | None) -> dict:
 
 
 def test_section_links_the_maps_and_asks_for_the_checkpoint() -> None:
-    text = "\n".join(explain_section(summary(None), "../docs/explain/mean_maps.png",
-                                     {"source_model": {"path": "runs/x/best.keras"}}))
+    sidecar = Sidecar.read(REPO / "models" / "emotion_int8.json")
+    text = "\n".join(explain_section(summary(None), "../docs/explain/mean_maps.png", sidecar))
     assert "![mean maps per class](../docs/explain/mean_maps.png)" in text
     assert "| Happy | 30% | 40% | 20% |" in text and "| *share of the area* |" in text
     assert "The mouth weighs most for Happy (4.0x)" in text
-    assert "Grad-CAM needs the float checkpoint" in text and "runs/x/best.keras" in text
+    assert "Grad-CAM needs the float checkpoint" in text
+    assert f"`{sidecar.source_model['path']}`" in text
     assert "Drawn by `edge-convert explain m.tflite" in text
 
 
 def test_section_with_gradcam_names_the_layer() -> None:
     text = "\n".join(explain_section(summary({"layer": "m2_add", "layer_side": 6}), "m.png",
-                                     {}))
+                                     None))
     assert "Grad-CAM of the float model at `m2_add` (6x6)" in text
     assert "Grad-CAM needs" not in text
 
