@@ -1,51 +1,77 @@
-"""Blink detection from a per-frame eye aspect ratio (EAR) series.
+"""Blink detection per tracked face: the eye aspect ratio (EAR) and the eyes' looks.
 
 One `BlinkDetector` per tracked face. It reasons in seconds (every sample comes
 with its timestamp), so the same settings work at 6, 17 or 30 fps, and it judges
-"closed" against the person's own open-eye level, so narrow eyes or glasses
-(open EAR ~0.22) and wide eyes (~0.35) need no tuning.
+"closed" against the person's own open eyes, so narrow eyes, glasses, a small
+face or dim light need no tuning.
+
+Two cues, each measured against this person's own open-eye noise:
+
+- geometry: each eye's EAR from the six landmark points (Soukupová & Čech 2016);
+- appearance (`observe` with the frame, see edge/eyes.py): how far each eye's
+  corner-aligned patch is from its open-eye template. It sees the iris and the
+  sclera vanish under the lid where the landmarks follow the lid weakly (a small,
+  blurred eye behind glasses: EAR falls only to 0.8-0.9 of its open level).
 
 How a blink is found:
 
-1. Baseline: the median of the EAR samples not judged closed in the last
-   `baseline_window` seconds. Blinks take ~5% of the time, so the median ignores
-   them, yet it follows slow changes of head pose, expression or lighting.
-2. Closed when EAR < `close_ratio` x baseline; open again when EAR >=
-   `open_ratio` x baseline (hysteresis: landmark jitter near the threshold does
-   not split one blink in two).
-3. A closure counts as a blink when it lasted `min_duration`..`max_duration`
-   seconds (a blink lasts ~0.1-0.4 s; longer is a deliberate or drowsy closure),
-   came at least `refractory` seconds after the previous blink, and was not cut by
-   a gap (no EAR) longer than `max_gap`.
+1. Open-eye statistics: the median and the robust spread (1.4826 x MAD) of each
+   cue over the samples of the last `baseline_window` seconds that were not in a
+   closure. Blinks take ~5% of the time, so neither statistic sees them, yet both
+   follow slow changes of head pose, expression or lighting.
+2. Closure score: each cue's dip in robust sigmas (EAR below its median; patch
+   distance above its median), averaged over both eyes (one eye's glint or jitter
+   is diluted by the other), and the two cues summed / sqrt(2): independent
+   evidence adds up. A spread is never taken below a floor (2% of the open EAR,
+   0.002 of correlation), so a perfectly still face does not make noise a blink.
+3. Closed when the score reaches `close_sigma` while the EAR is not above its
+   open level (a lid that closes cannot widen the eye; a gaze shift or a turn of
+   the head can change the patch alone), or when the EAR falls below
+   `close_ratio` x its open level (the classic geometric cue, enough on its own).
+4. Open again at the first frame where either cue is back within `open_sigma`
+   (or the score fell below half its peak): after a blink the eyes often look
+   elsewhere, so the patch may not return to the old template while the lids
+   have reopened. A new closure needs the score back below `open_sigma` first.
+5. A closure counts as a blink when it lasted `min_duration`..`max_duration`
+   seconds (a blink lasts ~0.1-0.4 s; longer is a deliberate or drowsy closure,
+   or a turn of the head), came at least `refractory` seconds after the previous
+   blink, and was not cut by a gap (no face) longer than `max_gap`. Sampling
+   blurs the span by one frame interval, so the longest span the closure could
+   have had is tested: one closed frame at 30 fps is jitter, one at 7.7 fps (a
+   fast blink between two frames 0.13 s apart) is a blink.
 
-Pure numpy, no dlib: unit-testable with synthetic EAR series.
+Pure numpy + OpenCV, no dlib: unit-testable with synthetic series and patches.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
-# Defaults, and why (times in seconds):
-# - close_ratio 0.75: a fully closed eye gives ~40-60% of the open EAR; a blink
-#   sampled at 15-20 fps often catches only the half-closed lid (~65-70%), while
-#   landmark jitter on open eyes stays above ~80% of the baseline.
-# - open_ratio 0.85: between the two, so jitter at the threshold is no new blink;
-#   not higher, since the open level right after a blink can sit a little lower
-#   than the baseline (e.g. a smile narrows the eyes).
-# - min_duration 0.07: even the fastest blink keeps the lid below 75% of its open
-#   level for ~0.08 s or more (closing ~0.07 s, reopening slower). Sampling leaves
-#   the closed span uncertain by one frame interval, so the longest span it could
-#   have had is tested: one closed frame between open ones at 30 fps (<= 0.067 s)
-#   is landmark jitter, while one closed frame at 17 fps or less may be a blink.
+from edge.eyes import DEFAULT_TIME_CONSTANT, EyeAppearance
+from edge.faces import LEFT_EYE, RIGHT_EYE, eye_aspect_ratio
+
+# Defaults, and why (times in seconds, measured on bench/blink_eval.py's clips;
+# docs/BLINKS.md has the figures):
+# - close_sigma 4.0: open-eye frames of four clips, two people, 7.7-30 fps, stay
+#   below a fused dip of ~4 robust sigmas; one-frame blinks of a small face seen
+#   at 7.7 fps reach 4-30.
+# - open_sigma 2.0: a cue back within 2 sigmas of its open level is open.
+# - close_ratio 0.75 / open_ratio 0.85: the classic geometric rule, kept as a
+#   sufficient cue: a fully closed eye gives ~40-60% of the open EAR.
+# - min_duration 0.07: one closed frame between open ones at 30 fps (<= 0.067 s)
+#   is jitter; one at 17 fps or less may be a blink.
 # - max_duration 0.5: the longest spontaneous blinks (closed phase ~0.1-0.4 s).
 # - refractory 0.1: a reopening eye that dips again within 0.1 s is the same blink.
-# - baseline_window 5.0: a few blink intervals (people blink every ~3-4 s).
+# - baseline_window 5.0: a few blink intervals (people blink every ~2-4 s).
 # - warmup_samples 5: a median of five open samples tolerates two bad ones.
 # - max_gap 0.3: if the face is lost longer than this while the eyes are closed,
 #   the reopening time is unknown: drop that closure rather than guess.
+DEFAULT_CLOSE_SIGMA = 4.0
+DEFAULT_OPEN_SIGMA = 2.0
 DEFAULT_CLOSE_RATIO = 0.75
 DEFAULT_OPEN_RATIO = 0.85
 DEFAULT_MIN_DURATION = 0.07
@@ -55,6 +81,9 @@ DEFAULT_BASELINE_WINDOW = 5.0
 DEFAULT_WARMUP_SAMPLES = 5
 DEFAULT_MAX_GAP = 0.3
 RATE_WINDOW = 60.0
+EAR_SPREAD_FLOOR = 0.02  # x the open EAR: below a landmark's sub-pixel jitter
+DISTANCE_SPREAD_FLOOR = 0.002  # 1 - correlation: below sensor noise on a still eye
+PEAK_FRACTION = 0.5  # open again below half the closure's peak score
 
 
 @dataclass(frozen=True)
@@ -63,6 +92,7 @@ class Blink:
 
     `end_frame`/`end_time` are the first frame seen open again, so `duration` is
     the time the eyes were judged closed, resolved to one frame interval.
+    `score` is the closure's peak dip in robust sigmas of the open eyes.
     """
 
     start_frame: int
@@ -71,6 +101,7 @@ class Blink:
     end_time: float
     min_ear: float
     baseline: float
+    score: float = 0.0
 
     @property
     def duration(self) -> float:
@@ -87,10 +118,25 @@ class _Closure:
     last_time: float  # timestamp of the last closed sample
     min_ear: float
     baseline: float
+    peak: float
+
+
+@dataclass(frozen=True)
+class _Sample:
+    timestamp: float
+    ears: np.ndarray  # per eye (or one mean EAR)
+    distances: np.ndarray | None  # per eye patch distance; None before a template
+
+
+def _robust(values: np.ndarray, floor: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """Median and robust sigma (1.4826 MAD, at least `floor`) of each column."""
+    median = np.median(values, axis=0)
+    spread = 1.4826 * np.median(np.abs(values - median), axis=0)
+    return median, np.maximum(spread, floor)
 
 
 class BlinkDetector:
-    """Per-face blink state machine; feed it every frame with `update`."""
+    """Per-face blink state machine: feed every frame to `observe` (or `update`)."""
 
     def __init__(
         self,
@@ -102,34 +148,47 @@ class BlinkDetector:
         baseline_window: float = DEFAULT_BASELINE_WINDOW,
         warmup_samples: int = DEFAULT_WARMUP_SAMPLES,
         max_gap: float = DEFAULT_MAX_GAP,
+        close_sigma: float = DEFAULT_CLOSE_SIGMA,
+        open_sigma: float = DEFAULT_OPEN_SIGMA,
+        appearance: bool = True,
+        template_time: float = DEFAULT_TIME_CONSTANT,
     ) -> None:
         if not 0.0 < close_ratio <= open_ratio < 1.5:
             raise ValueError("need 0 < close_ratio <= open_ratio < 1.5")
+        if not 0.0 <= open_sigma <= close_sigma:
+            raise ValueError("need 0 <= open_sigma <= close_sigma")
         if not 0.0 <= min_duration < max_duration:
             raise ValueError("need 0 <= min_duration < max_duration")
         if warmup_samples < 1 or baseline_window <= 0:
             raise ValueError("need warmup_samples >= 1 and baseline_window > 0")
         self.close_ratio = close_ratio
         self.open_ratio = open_ratio
+        self.close_sigma = close_sigma
+        self.open_sigma = open_sigma
         self.min_duration = min_duration
         self.max_duration = max_duration
         self.refractory = refractory
         self.baseline_window = baseline_window
         self.warmup_samples = warmup_samples
         self.max_gap = max_gap
+        self.eyes = EyeAppearance(template_time) if appearance else None
         self.reset()
 
     def reset(self) -> None:
         """Forget everything learnt (e.g. the track was lost and its id reused)."""
-        self._open: deque[tuple[float, float]] = deque()  # (timestamp, ear) of open eyes
+        self._open: deque[_Sample] = deque()  # samples outside closures
         self._closure: _Closure | None = None
-        self._last_sample: float | None = None  # timestamp of the last valid EAR
-        self._last_open: float | None = None  # timestamp of the last open-eye EAR
+        self._armed = True  # the score was back near open since the last closure
+        self._last_sample: float | None = None  # timestamp of the last valid sample
+        self._last_open: float | None = None  # timestamp of the last open-eye sample
         self._last_blink_end: float | None = None
         self._first_time: float | None = None
         self._blink_times: deque[float] = deque()  # end times within RATE_WINDOW
         self.count = 0
         self.last_blink: Blink | None = None
+        self.score = 0.0  # the latest closure score, in robust sigmas
+        if self.eyes is not None:
+            self.eyes.reset()
 
     @property
     def closed(self) -> bool:
@@ -138,32 +197,31 @@ class BlinkDetector:
 
     @property
     def baseline(self) -> float | None:
-        """The open-eye EAR level, or None while warming up."""
+        """The open-eye mean EAR, or None while warming up."""
         if len(self._open) < self.warmup_samples:
             return None
-        return float(np.median([ear for _, ear in self._open]))
+        return float(np.median([s.ears.mean() for s in self._open]))
+
+    def observe(self, timestamp: float, frame_index: int, gray: np.ndarray | None,
+                landmarks: np.ndarray | None) -> Blink | None:
+        """Feed one frame's gray image and 68 landmarks (None: no face in this frame)."""
+        if landmarks is None:
+            return self._step(timestamp, frame_index, None, None)
+        pts = np.asarray(landmarks).reshape(68, 2)
+        ears = np.array([eye_aspect_ratio(pts[RIGHT_EYE]), eye_aspect_ratio(pts[LEFT_EYE])])
+        patches = None
+        if self.eyes is not None and gray is not None:
+            try:
+                patches = self.eyes.patches(gray, pts)
+            except ValueError:  # degenerate eye: no appearance this frame
+                patches = None
+        return self._step(timestamp, frame_index, ears, patches)
 
     def update(self, timestamp: float, ear: float | None, frame_index: int) -> Blink | None:
-        """Feed one frame; returns the Blink that this frame completed, if any.
-
-        `ear` None (or NaN) means no face or no landmarks in this frame.
-        """
-        if self._first_time is None:
-            self._first_time = timestamp
-        self._drop_closure_after_gap(timestamp)
+        """Feed one frame's mean EAR only (None or NaN: no face in this frame)."""
         if ear is None or not np.isfinite(ear):
-            return None
-        self._last_sample = timestamp
-        self._expire(timestamp)
-        baseline = self.baseline
-        if baseline is None:
-            self._open.append((timestamp, ear))  # warm-up: trust the first samples
-            self._last_open = timestamp
-            return None
-        if self._closure is None:
-            self._update_open(timestamp, ear, frame_index, baseline)
-            return None
-        return self._update_closed(timestamp, ear, frame_index, baseline)
+            return self._step(timestamp, frame_index, None, None)
+        return self._step(timestamp, frame_index, np.array([float(ear)]), None)
 
     def rate_per_minute(self, now: float) -> float:
         """Blinks per minute over the last 60 s (or since the first frame if sooner)."""
@@ -173,38 +231,102 @@ class BlinkDetector:
         span = min(RATE_WINDOW, now - self._first_time)
         return 60.0 * len(self._blink_times) / span if span > 0 else 0.0
 
-    def _update_open(self, timestamp: float, ear: float, frame_index: int,
-                     baseline: float) -> None:
+    # -- one frame ------------------------------------------------------------
+    def _step(self, timestamp: float, frame_index: int, ears: np.ndarray | None,
+              patches: list[np.ndarray] | None) -> Blink | None:
+        if self._first_time is None:
+            self._first_time = timestamp
+        self._drop_closure_after_gap(timestamp)
+        if ears is None or not np.all(np.isfinite(ears)):
+            return None
+        interval = 0.0 if self._last_sample is None else timestamp - self._last_sample
+        self._last_sample = timestamp
+        self._expire(timestamp)
+        distances = None
+        if patches is not None and self.eyes is not None:
+            distances = self.eyes.distance(patches)
+        sample = _Sample(timestamp, ears, distances)
+        if len(self._open) < self.warmup_samples:
+            self._learn(sample, patches, interval)  # warm-up: trust the first samples
+            self._last_open = timestamp
+            return None
+        score, ear_z, look_z = self._score(sample)
+        self.score = score
+        if self._closure is None:
+            self._update_open(sample, patches, interval, frame_index, score, ear_z)
+            return None
+        return self._update_closed(sample, patches, interval, frame_index, score, ear_z,
+                                   look_z)
+
+    def _score(self, sample: _Sample) -> tuple[float, float, float | None]:
+        """(fused score, EAR dip, appearance dip), each in robust sigmas."""
+        ears = np.stack([s.ears for s in self._open])
+        median, spread = _robust(ears, EAR_SPREAD_FLOOR * np.median(ears, axis=0))
+        ear_z = float(np.mean((median - sample.ears) / spread))
+        if sample.distances is None:
+            return ear_z, ear_z, None
+        seen = [s.distances for s in self._open if s.distances is not None]
+        if len(seen) < self.warmup_samples:
+            return ear_z, ear_z, None
+        median, spread = _robust(np.stack(seen), DISTANCE_SPREAD_FLOOR)
+        look_z = float(np.mean((sample.distances - median) / spread))
+        return (ear_z + look_z) / math.sqrt(2.0), ear_z, look_z
+
+    def _ear_ratio(self, sample: _Sample) -> float:
+        baseline = self.baseline
+        return float(sample.ears.mean()) / baseline if baseline else 1.0
+
+    def _learn(self, sample: _Sample, patches: list[np.ndarray] | None,
+               interval: float) -> None:
+        self._open.append(sample)
+        if patches is not None and self.eyes is not None:
+            self.eyes.learn(patches, interval)
+
+    def _update_open(self, sample: _Sample, patches: list[np.ndarray] | None,
+                     interval: float, frame_index: int, score: float, ear_z: float) -> None:
+        timestamp = sample.timestamp
+        if score < self.open_sigma:
+            self._armed = True
         in_refractory = (self._last_blink_end is not None
                          and timestamp - self._last_blink_end < self.refractory)
-        if ear >= self.close_ratio * baseline:
-            self._open.append((timestamp, ear))
+        ratio = self._ear_ratio(sample)
+        closing = ((score >= self.close_sigma and ear_z >= 0.0 and self._armed)
+                   or ratio < self.close_ratio)
+        if not closing or in_refractory:
+            self._learn(sample, patches, interval)
             self._last_open = timestamp
-        elif not in_refractory:
-            before = self._last_open if self._last_open is not None else timestamp
-            self._closure = _Closure(frame_index, timestamp, before, timestamp, ear, baseline)
+            return
+        before = self._last_open if self._last_open is not None else timestamp
+        baseline = self.baseline or float(sample.ears.mean())
+        self._closure = _Closure(frame_index, timestamp, before, timestamp,
+                                 float(sample.ears.mean()), baseline, score)
+        self._armed = False
 
-    def _update_closed(self, timestamp: float, ear: float, frame_index: int,
-                       baseline: float) -> Blink | None:
+    def _update_closed(self, sample: _Sample, patches: list[np.ndarray] | None,
+                       interval: float, frame_index: int, score: float, ear_z: float,
+                       look_z: float | None) -> Blink | None:
         closure = self._closure
         assert closure is not None
+        timestamp = sample.timestamp
         if timestamp - closure.start_time > self.max_duration:
             # Too long for a blink: maybe the eyes are shut, maybe the open level
-            # itself dropped (head turned down). Let the baseline follow; if the level
-            # stays, the closure ends uncounted after about half a baseline window.
-            self._open.append((timestamp, ear))
-            reference = baseline
-        else:
-            reference = closure.baseline
-        if ear < self.open_ratio * reference:
+            # itself changed (head turned down). Let the statistics follow; if the
+            # change stays, the closure ends uncounted.
+            self._learn(sample, patches, interval)
+        closure.peak = max(closure.peak, score)
+        cues = (ear_z,) if look_z is None else (ear_z, look_z)
+        by_sigma = (score >= max(self.open_sigma, PEAK_FRACTION * closure.peak)
+                    and min(cues) >= self.open_sigma)
+        by_ratio = float(sample.ears.mean()) < self.open_ratio * closure.baseline
+        if by_sigma or by_ratio:
             closure.last_time = timestamp
-            closure.min_ear = min(closure.min_ear, ear)
+            closure.min_ear = min(closure.min_ear, float(sample.ears.mean()))
             return None
         self._closure = None
-        self._open.append((timestamp, ear))
+        self._learn(sample, patches, interval)
         self._last_open = timestamp
         blink = Blink(closure.start_frame, frame_index, closure.start_time, timestamp,
-                      closure.min_ear, closure.baseline)
+                      closure.min_ear, closure.baseline, closure.peak)
         # Sampling blurs the closed span: it lasted at least last_time - start_time
         # and at most timestamp - open_before. Reject only what is surely too short
         # or surely too long for a blink.
@@ -227,7 +349,7 @@ class BlinkDetector:
     def _expire(self, now: float) -> None:
         # Keep the newest few even when old, so a face back from a gap keeps its level.
         while (len(self._open) > self.warmup_samples
-               and now - self._open[0][0] > self.baseline_window):
+               and now - self._open[0].timestamp > self.baseline_window):
             self._open.popleft()
 
     def _expire_blinks(self, now: float) -> None:

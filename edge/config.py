@@ -77,8 +77,14 @@ class BlinkConfig:
     # See edge/blinks.py for why these defaults; the thresholds are fractions of
     # each person's own open-eye level, so glasses or narrow eyes need no change.
     enabled: bool = True
-    close_ratio: float = 0.75  # closed below this x open-eye EAR
-    open_ratio: float = 0.85  # open again at this x open-eye EAR
+    # Closed when the eyes' dip (EAR and, with appearance, the eye patches against
+    # their open-eye templates) reaches close_sigma robust sigmas of this person's
+    # own open-eye noise; open again when a cue is back within open_sigma.
+    close_sigma: float = 4.0
+    open_sigma: float = 2.0
+    appearance: bool = True  # compare eye patches too (~0.1 ms a face); false: EAR only
+    close_ratio: float = 0.75  # also closed below this x open-eye EAR (the classic cue)
+    open_ratio: float = 0.85  # ...and held closed below this x open-eye EAR
     min_duration: float = 0.07  # seconds; shorter closures are landmark jitter
     max_duration: float = 0.5  # seconds; longer closures are not blinks
 
@@ -155,6 +161,7 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("detect", "every"): (1, 100), ("detect", "scan_every"): (1, 1000),
     ("detect", "max_faces"): (1, 64),
     ("blink", "close_ratio"): (0.1, 1.0), ("blink", "open_ratio"): (0.1, 1.4),
+    ("blink", "close_sigma"): (1.0, 100.0), ("blink", "open_sigma"): (0.0, 100.0),
     ("blink", "min_duration"): (0.0, 1.0), ("blink", "max_duration"): (0.05, 5.0),
     ("model", "threads"): (1, 64), ("model", "smoothing"): (0.0, 60.0),
     ("log", "summary_every"): (1.0, 86400.0), ("log", "max_bytes"): (4096, 10**12),
@@ -223,6 +230,8 @@ def apply(config: Config, values: dict[str, Any], origin: str = "config") -> Con
     _check_mqtt(config.mqtt)
     if config.blink.open_ratio < config.blink.close_ratio:
         raise ConfigError("blink.open_ratio must be >= blink.close_ratio")
+    if config.blink.open_sigma > config.blink.close_sigma:
+        raise ConfigError("blink.open_sigma must be <= blink.close_sigma")
     if config.blink.max_duration <= config.blink.min_duration:
         raise ConfigError("blink.max_duration must be > blink.min_duration")
     return config

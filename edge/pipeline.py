@@ -67,7 +67,7 @@ class Pipeline:
                         landmarks=points)
             if track.blink is not None:
                 face.ear = mean_ear(points)
-                blink = track.blink.update(frame.timestamp, face.ear, frame.index)
+                blink = track.blink.observe(frame.timestamp, frame.index, frame.gray, points)
                 face.eyes_closed = track.blink.closed
                 face.blinks = track.blink.count
                 if blink is not None:
@@ -76,6 +76,7 @@ class Pipeline:
                                               "face_blinks": track.blink.count,
                                               "face_rate_per_min": round(
                                                   track.blink.rate_per_minute(frame.timestamp), 1),
+                                              "score": round(blink.score, 1),
                                               "detected_frame": frame.index}))
             stage["landmarks"] += t1 - t0
             stage["crop"] += t2 - t1

@@ -51,6 +51,7 @@ def build_pipeline(config: Config) -> Pipeline:
     b = config.blink
     return Pipeline(detector, landmarks, classifier, options, blink_factory=functools.partial(
         BlinkDetector, close_ratio=b.close_ratio, open_ratio=b.open_ratio,
+        close_sigma=b.close_sigma, open_sigma=b.open_sigma, appearance=b.appearance,
         min_duration=b.min_duration, max_duration=b.max_duration))
 
 
