@@ -30,8 +30,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench" / "baselines"))
 
-from fer_env import ensure_fer_env  # noqa: E402
-
 from edge.bench import (  # noqa: E402
     STAGES,
     RunSpec,
@@ -42,6 +40,7 @@ from edge.bench import (  # noqa: E402
     prepare_clip,
     run_worker,
 )
+from fer_env import ensure_fer_env  # noqa: E402
 
 SCHEMA = "edge-emotion-benchmarks/1"
 BASELINES = REPO / "bench" / "baselines"

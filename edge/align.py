@@ -15,16 +15,12 @@ import math
 import cv2
 import numpy as np
 
+from edge.landmarks import eye_centres
+
 FER_FRAMING = {"eye_y": 0.395, "eye_distance": 0.364}
-LEFT_EYE = slice(36, 42)  # the subject's right eye, on the image's left
-RIGHT_EYE = slice(42, 48)
 # Warp at twice the output size, then area-downsample: a plain bilinear warp of
 # a 200 px face to 48 px aliases; this costs ~20 us more.
 OVERSAMPLE = 2
-
-
-def eye_centres(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return landmarks[LEFT_EYE].mean(axis=0), landmarks[RIGHT_EYE].mean(axis=0)
 
 
 def alignment_matrix(landmarks: np.ndarray, size: int, framing: dict[str, float]) -> np.ndarray:

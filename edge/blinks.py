@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.eyes import DEFAULT_TIME_CONSTANT, EyeAppearance
-from edge.faces import LEFT_EYE, RIGHT_EYE, eye_aspect_ratio
+from edge.landmarks import LEFT_EYE, RIGHT_EYE, eye_aspect_ratio
 
 # Defaults, and why (times in seconds, measured on bench/blink_eval.py's clips;
 # docs/BLINKS.md has the figures):

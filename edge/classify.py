@@ -182,6 +182,11 @@ class EmotionClassifier:
     def labels(self) -> tuple[str, ...]:
         return self.sidecar.labels
 
+    @property
+    def framing(self) -> dict[str, float]:
+        """Where the model wants the eyes in its crop (edge.align)."""
+        return self.sidecar.framing
+
     def _check_contract(self) -> None:
         shape = tuple(int(d) for d in self._input["shape"])
         if len(shape) != 4 or shape[1:] != (48, 48, 1):

@@ -95,13 +95,20 @@ def main(ctx: click.Context) -> None:
 def run(config_path: Path | None = None, quiet: bool = False, verbose: bool = False,
         **options: Any) -> None:
     """Run the pipeline (the default command)."""
+    import time
+
+    from edge.build import build
     from edge.logs import setup_logging
     from edge.runner import Runner
+    from edge.sinks.console import ConsoleSink
 
+    started = time.monotonic()
     setup_logging(verbose=verbose, quiet=quiet)
     try:
         config = load_config(config_path, options)
-        code = Runner(config, echo=click.echo, quiet=quiet, verbose=verbose).run()
+        console = ConsoleSink(click.echo, quiet=quiet, verbose=verbose)
+        with build(config, [console]) as parts:
+            code = Runner(parts, started=started).run()
     except SourceError as exc:
         from edge.sources import is_live
 
@@ -118,7 +125,7 @@ def run(config_path: Path | None = None, quiet: bool = False, verbose: bool = Fa
 @click.option("--no-camera", is_flag=True, help="Skip opening the source.")
 def check(config_path: Path | None = None, no_camera: bool = False, **options: Any) -> None:
     """Validate config, model, landmark file and camera; say what is wrong in one line."""
-    from edge.check import run_checks
+    from edge.commands.check import run_checks
 
     try:
         config = load_config(config_path, options)
@@ -128,18 +135,18 @@ def check(config_path: Path | None = None, no_camera: bool = False, **options: A
         fail(str(exc))
 
 
-def _register_optional_groups() -> None:
-    """Subcommands that live in their own modules."""
-    from edge.bench import bench
-    from edge.report import report
-    from edge.service import service
+def _register_commands() -> None:
+    """Subcommands that live in edge/commands/."""
+    from edge.commands.bench import bench
+    from edge.commands.report import report
+    from edge.commands.service import service
 
     main.add_command(service)
     main.add_command(report)
     main.add_command(bench)
 
 
-_register_optional_groups()
+_register_commands()
 
 if __name__ == "__main__":
     main()

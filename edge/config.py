@@ -49,12 +49,21 @@ class SourceConfig:
 
 @dataclass
 class DetectConfig:
-    # Detection runs on the frame downscaled to this width. 480 with one upsampling
-    # step is the cheapest setting that finds a 44 px face in a 640x480 frame (a person
-    # ~2 m from a webcam); 320 when faces are known to be close (see edge/faces.py).
+    # Detection runs on the frame downscaled to `width`. dlib's HOG window finds faces
+    # down to a ~75 px box at the scale the detector sees, so a 640x480 frame needs an
+    # effective 2x scale for 40-45 px faces (2-core x86_64, 640x480, one face):
+    #   width/upsample   smallest face found (640 px frame)   time
+    #   320 / 0          ~100 px                              ~4 ms
+    #   320 / 1          ~55-60 px                            ~13 ms
+    #   480 / 1          ~40-44 px                            ~30 ms
+    #   640 / 1          ~37 px                               ~53 ms
+    # 480/1 is the cheapest setting that finds a 44 px face (a person ~2 m from a
+    # 60-degree 640x480 webcam); 320/1 is the choice when faces are known to be close.
     width: int = 480
     upsample: int = 1
-    threshold: float = 0.2  # dlib HOG score; 0.2 rejects texture false positives
+    # dlib's own threshold is 0.0. Real faces score ~0.5-3; texture false positives such
+    # as the astronaut photo's mission patch score <= 0.07 at any scale we tried.
+    threshold: float = 0.2
     min_face: int = 40  # pixels, in the full frame
     every: int = 3  # re-find tracked faces near their boxes every N frames
     scan_every: int = 15  # full-frame scan for new faces every N frames
@@ -74,7 +83,7 @@ class ModelConfig:
 
 @dataclass
 class BlinkConfig:
-    # See edge/blinks.py for why these defaults; the thresholds are fractions of
+    # See edge/blinks.py for why these values; the thresholds are fractions of
     # each person's own open-eye level, so glasses or narrow eyes need no change.
     enabled: bool = True
     # Closed when the eyes' dip (EAR and, with appearance, the eye patches against

@@ -25,7 +25,7 @@ import math
 import cv2
 import numpy as np
 
-from edge.faces import LEFT_EYE, RIGHT_EYE
+from edge.landmarks import LEFT_EYE, RIGHT_EYE
 
 PATCH_W, PATCH_H = 24, 16  # an eye is ~3:1 wide; the lids and some skin around them
 CORNER_SPAN = 16.0  # corner-to-corner pixels in the patch: 4 px of skin on each side

@@ -16,33 +16,13 @@ import cv2
 import dlib
 import numpy as np
 
-from edge.errors import ModelError
+from edge.config import DetectConfig
+from edge.errors import ModelError, first_line
 from edge.images import to_gray
-from edge.types import Box, Face
+from edge.types import Box, Detection
 
 LANDMARK_MODEL_NAME = "shape_predictor_68_face_landmarks.dat"
 
-# iBUG 300-W 68-point scheme: the subject's right eye, then the left eye.
-RIGHT_EYE = slice(36, 42)
-LEFT_EYE = slice(42, 48)
-
-# Why these defaults (measured on a 2-core x86_64 with a training run beside it,
-# 640x480 frame, one face):
-# dlib's HOG window finds faces down to a ~75 px box at the scale the detector
-# sees, so a 640x480 frame needs an effective 2x scale for 40-45 px faces:
-#   detect_width/upsample   smallest face found (640 px frame)   time
-#   320 / 0                 ~100 px                              ~4 ms
-#   320 / 1  (= 640 / 0)    ~55-60 px                           ~13 ms
-#   480 / 1                 ~40-44 px                           ~30 ms
-#   640 / 1                 ~37 px                              ~53 ms
-# 480/1 is the cheapest setting that finds a 44 px face (a person ~2 m from a
-# 60-degree 640x480 webcam); 320/1 is the choice when faces are known to be close.
-DEFAULT_DETECT_WIDTH = 480
-DEFAULT_UPSAMPLE = 1
-# dlib's own threshold is 0.0. Real faces score ~0.5-3; texture false positives
-# such as the astronaut's mission patch score <= 0.07 at any scale we tried.
-DEFAULT_THRESHOLD = 0.2
-DEFAULT_MIN_FACE = 0
 ROI_FACE_PX = 100  # detect_near scales a tracked face to this: HOG's window is 80 px
 
 
@@ -76,31 +56,22 @@ def find_landmark_model(path: str | Path | None = None) -> Path:
 class FaceDetector:
     """dlib's frontal HOG detector on a downscaled grayscale frame."""
 
-    def __init__(
-        self,
-        detect_width: int = DEFAULT_DETECT_WIDTH,
-        upsample: int = DEFAULT_UPSAMPLE,
-        threshold: float = DEFAULT_THRESHOLD,
-        min_face: int = DEFAULT_MIN_FACE,
-    ) -> None:
-        if detect_width < 32:
-            raise ValueError(f"detect_width must be >= 32, got {detect_width}")
-        if upsample < 0:
-            raise ValueError(f"upsample must be >= 0, got {upsample}")
-        self.detect_width = detect_width
-        self.upsample = upsample
-        self.threshold = threshold
-        self.min_face = min_face
+    def __init__(self, config: DetectConfig | None = None) -> None:
+        config = config or DetectConfig()  # validated by edge.config
+        self.detect_width = config.width
+        self.upsample = config.upsample
+        self.threshold = config.threshold
+        self.min_face = config.min_face
         self._detector = dlib.get_frontal_face_detector()
 
-    def detect(self, image: np.ndarray) -> list[Face]:
+    def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in `image` (gray or BGR), boxes in its pixels, best score first."""
         gray = to_gray(image)
         small, scale = self._downscale(gray)
         rects, scores, _ = self._detector.run(small, self.upsample, self.threshold)
         return self._faces(rects, scores, scale, (0, 0), gray.shape[:2])
 
-    def detect_near(self, image: np.ndarray, box: Box) -> list[Face]:
+    def detect_near(self, image: np.ndarray, box: Box) -> list[Detection]:
         """Faces in `box` grown by half its size, seen at ~ROI_FACE_PX a face.
 
         Re-finding a tracked face this way costs a fraction of a full-frame scan
@@ -117,7 +88,7 @@ class FaceDetector:
         return self._faces(rects, scores, scale, (left, top), gray.shape[:2])
 
     def _faces(self, rects: Any, scores: Any, scale: float, offset: tuple[int, int],
-               shape: tuple[int, int]) -> list[Face]:
+               shape: tuple[int, int]) -> list[Detection]:
         height, width = shape
         faces = []
         for rect, score in zip(rects, scores, strict=True):
@@ -125,11 +96,9 @@ class FaceDetector:
             box = _clip(Box(box.left + offset[0], box.top + offset[1], box.width, box.height),
                         width, height)
             if min(box.width, box.height) >= max(self.min_face, 1):
-                faces.append(Face(box=box, score=float(score)))
+                faces.append(Detection(box=box, score=float(score)))
         faces.sort(key=lambda face: face.score, reverse=True)
         return faces
-
-    __call__ = detect
 
     def _downscale(self, gray: np.ndarray) -> tuple[np.ndarray, float]:
         width = gray.shape[1]
@@ -149,34 +118,14 @@ class LandmarkPredictor:
         try:
             self._predictor = dlib.shape_predictor(str(self.model_path))
         except RuntimeError as exc:
-            reason = (str(exc).strip().splitlines() or ["unreadable"])[0]
-            raise ModelError(f"cannot load landmark model {self.model_path}: {reason}") from None
+            raise ModelError(f"cannot load landmark model {self.model_path}: "
+                             f"{first_line(exc)}") from None
 
     def predict(self, image: np.ndarray, box: Box) -> np.ndarray:
         """(68, 2) float32 landmark coordinates (x, y) in `image` pixels."""
         rect = dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1)
         shape = self._predictor(to_gray(image), rect)
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
-
-    __call__ = predict
-
-
-def eye_aspect_ratio(eye: np.ndarray) -> float:
-    """Soukupová & Čech (2016): eye height over width from six eye landmarks.
-
-    Points are p1..p6 clockwise from the outer corner; (|p2-p6| + |p3-p5|) / (2 |p1-p4|).
-    About 0.25-0.35 for an open eye, near 0.1 when closed; 0.0 for a degenerate eye.
-    """
-    pts = np.asarray(eye, dtype=np.float64).reshape(6, 2)
-    vertical = np.linalg.norm(pts[1] - pts[5]) + np.linalg.norm(pts[2] - pts[4])
-    horizontal = np.linalg.norm(pts[0] - pts[3])
-    return float(vertical / (2.0 * horizontal)) if horizontal > 0 else 0.0
-
-
-def mean_ear(landmarks: np.ndarray) -> float:
-    """Mean eye aspect ratio of both eyes from 68-point landmarks."""
-    pts = np.asarray(landmarks).reshape(68, 2)
-    return 0.5 * (eye_aspect_ratio(pts[RIGHT_EYE]) + eye_aspect_ratio(pts[LEFT_EYE]))
 
 
 def _rect_to_box(rect: dlib.rectangle) -> Box:

@@ -23,3 +23,16 @@ def frame_is_usable(image: np.ndarray | None) -> bool:
     """Reject empty, tiny or odd-typed frames some drivers return after a glitch."""
     return (image is not None and isinstance(image, np.ndarray) and image.dtype == np.uint8
             and image.ndim in (2, 3) and image.shape[0] >= 16 and image.shape[1] >= 16)
+
+
+def letterbox(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale to fit width x height keeping the aspect ratio; pad the rest with black."""
+    h, w = image.shape[:2]
+    scale = min(width / w, height / h)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+    canvas = np.zeros((height, width, *image.shape[2:]), dtype=image.dtype)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    canvas[top : top + new_h, left : left + new_w] = resized
+    return canvas

@@ -7,45 +7,64 @@ status line measure the real loop, not a copy of it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
+from edge import events
 from edge.align import align_face
-from edge.faces import mean_ear
+from edge.blinks import BlinkDetector
+from edge.config import BlinkConfig, DetectConfig
+from edge.landmarks import mean_ear
+from edge.smoothing import EmotionSmoother
 from edge.tracking import FaceTracker, Track
-from edge.types import Event, Face, Frame, FrameResult
+from edge.types import Box, Detection, Event, Face, Frame, FrameResult
 
 
-@dataclass(frozen=True)
-class PipelineOptions:
-    detect_every: int = 3
-    scan_every: int = 15  # full-frame detection (finds new faces); 3 = the old behaviour
-    max_faces: int = 4
-    smoothing: float = 0.5  # seconds
-    track_max_age: float = 1.0  # seconds a face may go undetected before its id ends
-    blinks: bool = True
+class Detector(Protocol):
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
+    def detect_near(self, image: np.ndarray, box: Box) -> list[Detection]: ...
+
+
+class LandmarkModel(Protocol):
+    def predict(self, image: np.ndarray, box: Box) -> np.ndarray: ...
+
+
+class Classifier(Protocol):
+    labels: tuple[str, ...]
+    framing: dict[str, float]
+
+    def predict(self, faces: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class FaceState:
+    """What the pipeline remembers about one tracked face between frames."""
+
+    smoother: EmotionSmoother
+    blinks: BlinkDetector | None
+    emotion: str | None = None
 
 
 class Pipeline:
-    def __init__(self, detector: Any, landmarks: Any, classifier: Any,
-                 options: PipelineOptions,
-                 blink_factory: Callable[[], Any] | None = None) -> None:
+    def __init__(self, detector: Detector, landmarks: LandmarkModel, classifier: Classifier,
+                 detect: DetectConfig, smoothing: float, blink: BlinkConfig) -> None:
         self.detector = detector
         self.landmarks = landmarks
         self.classifier = classifier
-        self.options = options
-        self.tracker = FaceTracker(max_age=options.track_max_age,
-                                   state_factory=blink_factory if options.blinks else None)
+        self.detect = detect
+        self.smoothing = smoothing
+        self.blink = blink
+        self.tracker = FaceTracker()
         self.labels = classifier.labels
-        self.framing = classifier.sidecar.framing
+        self.framing = classifier.framing
+        self.states: dict[int, FaceState] = {}
         self._frames_seen = 0
 
     def process(self, frame: Frame) -> FrameResult:
         timings: dict[str, float] = {}
-        events: list[Event] = []
+        found: list[Event] = []
         clock = time.perf_counter
 
         start = clock()
@@ -65,19 +84,9 @@ class Pipeline:
             t2 = clock()
             face = Face(box=track.box, score=track.score, track_id=track.track_id,
                         landmarks=points)
-            if track.blink is not None:
-                face.ear = mean_ear(points)
-                blink = track.blink.observe(frame.timestamp, frame.index, frame.gray, points)
-                face.eyes_closed = track.blink.closed
-                face.blinks = track.blink.count
-                if blink is not None:
-                    events.append(Event("blink", frame=blink.start_frame, face=track.track_id,
-                                        data={"duration_s": round(blink.duration, 3),
-                                              "face_blinks": track.blink.count,
-                                              "face_rate_per_min": round(
-                                                  track.blink.rate_per_minute(frame.timestamp), 1),
-                                              "score": round(blink.score, 1),
-                                              "detected_frame": frame.index}))
+            blink = self._update_blinks(self.states[track.track_id], face, frame)
+            if blink is not None:
+                found.append(blink)
             stage["landmarks"] += t1 - t0
             stage["crop"] += t2 - t1
             stage["blinks"] += clock() - t2
@@ -87,33 +96,66 @@ class Pipeline:
         t0 = clock()
         if crops:
             probabilities = self.classifier.predict(np.stack(crops))
-            for track, face, probs in zip(tracks, faces, probabilities):
-                events.extend(self._update_emotion(track, face, probs, frame))
+            for face, probs in zip(faces, probabilities):
+                change = self._update_emotion(self.states[face.track_id], face, probs, frame)
+                if change is not None:
+                    found.append(change)
         timings["classify"] = clock() - t0
-        return FrameResult(frame=frame, faces=faces, events=events, timings=timings)
+        return FrameResult(frame=frame, faces=faces, events=found, timings=timings)
 
     def _detect_or_track(self, frame: Frame) -> list[Track]:
         """Full-frame scan every `scan_every` frames (new faces); in between, every
-        `detect_every` frames re-find each tracked face near its box; else track only."""
-        n, options = self._frames_seen, self.options
-        if not self.tracker.tracks or n % options.scan_every == 0:
-            detections = self.detector.detect(frame.gray)[: options.max_faces]
-        elif n % options.detect_every == 0:
-            detections = [face for track in list(self.tracker.tracks.values())
-                          for face in self.detector.detect_near(frame.gray, track.box)[:1]]
+        `every` frames re-find each tracked face near its box; else track only."""
+        n, detect = self._frames_seen, self.detect
+        if not self.tracker.tracks or n % detect.scan_every == 0:
+            detections = self.detector.detect(frame.gray)[: detect.max_faces]
+        elif n % detect.every == 0:
+            detections = [found for track in list(self.tracker.tracks.values())
+                          for found in self.detector.detect_near(frame.gray, track.box)[:1]]
         else:
-            return self.tracker.expire(frame.timestamp)
-        return self.tracker.update(detections, frame.timestamp)
+            return self._sync_states(self.tracker.expire(frame.timestamp))
+        return self._sync_states(self.tracker.update(detections, frame.timestamp))
 
-    def _update_emotion(self, track: Track, face: Face, probs: np.ndarray,
-                        frame: Frame) -> list[Event]:
-        track.smooth(probs, frame.timestamp, self.options.smoothing)
-        face.probabilities = track.probabilities
-        emotion = self.labels[int(np.argmax(track.probabilities))]
+    def _sync_states(self, tracks: list[Track]) -> list[Track]:
+        """A state for each new track; a lost track's state goes with it (ids are not reused)."""
+        live = {track.track_id for track in tracks}
+        for track_id in [t for t in self.states if t not in live]:
+            del self.states[track_id]
+        for track_id in live - self.states.keys():
+            self.states[track_id] = FaceState(
+                EmotionSmoother(self.smoothing),
+                self._new_blink_detector() if self.blink.enabled else None)
+        return tracks
+
+    def _new_blink_detector(self) -> BlinkDetector:
+        b = self.blink
+        return BlinkDetector(close_ratio=b.close_ratio, open_ratio=b.open_ratio,
+                             close_sigma=b.close_sigma, open_sigma=b.open_sigma,
+                             appearance=b.appearance,
+                             min_duration=b.min_duration, max_duration=b.max_duration)
+
+    def _update_blinks(self, state: FaceState, face: Face, frame: Frame) -> Event | None:
+        detector = state.blinks
+        if detector is None or face.landmarks is None:
+            return None
+        face.ear = mean_ear(face.landmarks)
+        blink = detector.observe(frame.timestamp, frame.index, frame.gray, face.landmarks)
+        face.eyes_closed = detector.closed
+        face.blinks = detector.count
+        if blink is None:
+            return None
+        return events.blink(face.track_id, start_frame=blink.start_frame,
+                            duration=blink.duration, face_blinks=detector.count,
+                            face_rate_per_min=detector.rate_per_minute(frame.timestamp),
+                            detected_frame=frame.index, score=blink.score)
+
+    def _update_emotion(self, state: FaceState, face: Face, probs: np.ndarray,
+                        frame: Frame) -> Event | None:
+        face.probabilities = state.smoother.update(probs, frame.timestamp)
+        emotion = self.labels[int(np.argmax(face.probabilities))]
         face.emotion = emotion
-        if emotion == track.emotion:
-            return []
-        previous, track.emotion = track.emotion, emotion
-        scores = {label: round(float(p), 3) for label, p in zip(self.labels, track.probabilities)}
-        return [Event("emotion", frame=frame.index, face=track.track_id,
-                      data={"emotion": emotion, "previous": previous, "scores": scores})]
+        if emotion == state.emotion:
+            return None
+        previous, state.emotion = state.emotion, emotion
+        return events.emotion(frame.index, face.track_id, emotion, previous, self.labels,
+                              face.probabilities)

@@ -1,4 +1,4 @@
-"""Stable face ids across frames, and per-face state that lives with the id.
+"""Stable face ids across frames: which detection is which person, and where their box is.
 
 Detection runs every N frames; in between, each track's box follows its own
 landmarks (translation of their centroid, scale of their spread), which costs
@@ -7,14 +7,11 @@ nothing extra because landmarks run every frame for blinks anyway.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from edge.types import Box, Face
+from edge.types import Box, Detection
 
 
 @dataclass
@@ -25,11 +22,6 @@ class Track:
     first_seen: float
     last_seen: float
     landmarks: np.ndarray | None = None
-    probabilities: np.ndarray | None = None
-    probabilities_at: float = 0.0
-    emotion: str | None = None
-    blink: Any = None  # a BlinkDetector, made by the tracker's factory
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def follow_landmarks(self, landmarks: np.ndarray) -> None:
         """Move the box with the landmarks between detections."""
@@ -45,29 +37,17 @@ class Track:
             self.box = Box(round(cx - w / 2), round(cy - h / 2), round(w), round(h))
         self.landmarks = landmarks
 
-    def smooth(self, probabilities: np.ndarray, timestamp: float, time_constant: float) -> None:
-        """Exponential average in time, so smoothing is the same at 6 or 30 fps."""
-        if self.probabilities is None or time_constant <= 0:
-            self.probabilities = probabilities.copy()
-        else:
-            dt = max(0.0, timestamp - self.probabilities_at)
-            alpha = 1.0 - math.exp(-dt / time_constant)
-            self.probabilities += alpha * (probabilities - self.probabilities)
-        self.probabilities_at = timestamp
-
 
 class FaceTracker:
     """Greedy IoU matching of detections to tracks; tracks expire after `max_age` s."""
 
-    def __init__(self, iou_threshold: float = 0.3, max_age: float = 1.0,
-                 state_factory: Callable[[], Any] | None = None) -> None:
+    def __init__(self, iou_threshold: float = 0.3, max_age: float = 1.0) -> None:
         self.iou_threshold = iou_threshold
         self.max_age = max_age
-        self.state_factory = state_factory
         self.tracks: dict[int, Track] = {}
         self._next_id = 1
 
-    def update(self, detections: list[Face], timestamp: float) -> list[Track]:
+    def update(self, detections: list[Detection], timestamp: float) -> list[Track]:
         """Match a fresh detection round; returns the live tracks."""
         pairs = sorted(
             ((det.box.iou(track.box), i, tid)
@@ -87,8 +67,7 @@ class FaceTracker:
             used_tracks.add(tid)
         for i, det in enumerate(detections):
             if i not in used_dets:
-                track = Track(self._next_id, det.box, det.score, timestamp, timestamp,
-                              blink=self.state_factory() if self.state_factory else None)
+                track = Track(self._next_id, det.box, det.score, timestamp, timestamp)
                 self.tracks[track.track_id] = track
                 self._next_id += 1
         return self.expire(timestamp)

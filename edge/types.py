@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -62,13 +63,21 @@ class Frame:
         return width, height
 
 
-@dataclass
-class Face:
-    """One detected face in one frame, filled in stage by stage."""
+@dataclass(frozen=True)
+class Detection:
+    """What a face detector returns: a box and its score, nothing known yet about who."""
 
     box: Box
     score: float
-    track_id: int = -1
+
+
+@dataclass
+class Face:
+    """One tracked face in one frame, as the pipeline finished it."""
+
+    box: Box
+    score: float
+    track_id: int
     landmarks: np.ndarray | None = None  # (68, 2) float32, frame pixels
     probabilities: np.ndarray | None = None  # smoothed, in sidecar label order
     emotion: str | None = None
@@ -86,6 +95,22 @@ class Event:
     face: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
     ts: str | None = None  # ISO-8601 UTC; stamped by the first sink, so all sinks agree
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSONL line / MQTT payload; stamps `ts` on first use so every sink agrees."""
+        if self.ts is None:
+            self.ts = utc_now_iso()
+        line: dict[str, Any] = {"event": self.kind, "ts": self.ts}
+        if self.frame is not None:
+            line["frame"] = self.frame
+        if self.face is not None:
+            line["face"] = self.face
+        line.update(self.data)
+        return line
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edge.bench import STAGES, bench, letterbox, summarize
+from edge.commands.bench import STAGES, bench, summarize
+from edge.images import letterbox
 
 REPO = Path(__file__).resolve().parents[1]
 

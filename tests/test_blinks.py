@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from edge.blinks import Blink, BlinkDetector
+from tests.conftest import SHARED_DIR
 
-MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "media"
+MEDIA = SHARED_DIR / "data" / "media"
 FOCUS = MEDIA / "video" / "focus_blink_noncommercial" / "mahie_test_4_low_fps"
 PYFEAT = MEDIA / "video" / "open" / "pyfeat_single_face.mp4"
 
@@ -198,7 +199,8 @@ def test_bad_settings_are_rejected() -> None:
 
 def clip_ears(path: Path) -> np.ndarray:
     """Mean EAR of the best face per frame (NaN where none), with the default stages."""
-    from edge.faces import FaceDetector, LandmarkPredictor, mean_ear
+    from edge.faces import FaceDetector, LandmarkPredictor
+    from edge.landmarks import mean_ear
 
     if not path.is_file():
         pytest.skip(f"test media not found: {path} (shared media folder absent)")

@@ -1,26 +1,21 @@
-"""Where the annotated picture goes: nowhere, an OpenCV window, or a Linux framebuffer."""
+"""Frame sinks that show the annotated picture: an OpenCV window or a Linux framebuffer."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
 
 import cv2
 import numpy as np
 
 from edge.errors import EdgeError
-
-
-class Display(Protocol):
-    def show(self, image: np.ndarray) -> bool:
-        """Show a BGR picture; False when the user closed the display (quit)."""
-        ...
-
-    def close(self) -> None: ...
+from edge.images import letterbox
+from edge.types import FrameResult
 
 
 class WindowDisplay:
     """An OpenCV HighGUI window; fullscreen for a kiosk session."""
+
+    name = "display"
 
     def __init__(self, fullscreen: bool, title: str = "edge-emotion") -> None:
         self.title = title
@@ -32,8 +27,8 @@ class WindowDisplay:
             raise EdgeError("display.mode window needs OpenCV with GUI support and a "
                             "desktop session (pip install opencv-python; DISPLAY set)") from None
 
-    def show(self, image: np.ndarray) -> bool:
-        cv2.imshow(self.title, image)
+    def show(self, result: FrameResult, picture: np.ndarray) -> bool:
+        cv2.imshow(self.title, picture)
         return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
 
     def close(self) -> None:
@@ -56,6 +51,8 @@ def framebuffer_geometry(device: Path) -> tuple[int, int, int, int]:
 class FramebufferDisplay:
     """Writes straight into /dev/fbN: a Pi that boots to a console needs no desktop."""
 
+    name = "display"
+
     def __init__(self, device: str | Path,
                  geometry: tuple[int, int, int, int] | None = None) -> None:
         self.device = Path(device)
@@ -69,22 +66,15 @@ class FramebufferDisplay:
             raise EdgeError(f"{self.device}: cannot open framebuffer ({exc.strerror})") from None
 
     def _convert(self, image: np.ndarray) -> np.ndarray:
-        # Letterbox into the screen keeping the aspect ratio.
-        h, w = image.shape[:2]
-        scale = min(self.width / w, self.height / h)
-        size = (max(1, int(w * scale)), max(1, int(h * scale)))
-        resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        screen = np.zeros((self.height, self.width, 3), np.uint8)
-        top, left = (self.height - size[1]) // 2, (self.width - size[0]) // 2
-        screen[top:top + size[1], left:left + size[0]] = resized
+        screen = letterbox(image, self.width, self.height)
         if self.bpp == 16:
             return cv2.cvtColor(screen, cv2.COLOR_BGR2BGR565)
         if self.bpp == 32:
             return cv2.cvtColor(screen, cv2.COLOR_BGR2BGRA)
         return screen
 
-    def show(self, image: np.ndarray) -> bool:
-        pixels = self._convert(image)
+    def show(self, result: FrameResult, picture: np.ndarray) -> bool:
+        pixels = self._convert(picture)
         row_bytes = pixels.shape[1] * pixels.itemsize * (pixels.shape[2] if pixels.ndim == 3 else 1)
         rows = pixels.reshape(self.height, row_bytes)
         if self.stride != row_bytes:  # the driver pads each line
@@ -99,7 +89,7 @@ class FramebufferDisplay:
         self._file.close()
 
 
-def open_display(mode: str, framebuffer: str) -> Display | None:
+def open_display(mode: str, framebuffer: str) -> WindowDisplay | FramebufferDisplay | None:
     if mode == "none":
         return None
     if mode in ("window", "fullscreen"):

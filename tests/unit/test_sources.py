@@ -228,8 +228,7 @@ def test_close_stops_the_capture_thread() -> None:
 
 def test_network_stream_drops_and_comes_back() -> None:
     """A real MJPEG-over-HTTP camera on loopback, stopped and restarted on its port."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
-    from mjpeg_server import MjpegCamera
+    from tests.helpers.mjpeg_server import MjpegCamera
 
     camera = MjpegCamera().start()
     restarted = MjpegCamera(port=0)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge.smoothing import EmotionSmoother
 from edge.tracking import FaceTracker, Track
-from edge.types import Box, Face
+from edge.types import Box, Detection
 
 
-def face(left: int, top: int, size: int = 100) -> Face:
-    return Face(box=Box(left, top, size, size), score=1.0)
+def face(left: int, top: int, size: int = 100) -> Detection:
+    return Detection(box=Box(left, top, size, size), score=1.0)
 
 
 def test_ids_follow_moving_faces_and_new_faces_get_new_ids() -> None:
@@ -31,12 +32,6 @@ def test_tracks_expire_after_max_age() -> None:
     assert again[0].track_id == 2  # a face that left and came back is a new track
 
 
-def test_state_factory_gives_each_track_its_own_state() -> None:
-    tracker = FaceTracker(state_factory=list)
-    a, b = tracker.update([face(0, 0), face(300, 0)], 0.0)
-    assert a.blink is not b.blink
-
-
 def test_box_follows_landmarks_between_detections() -> None:
     track = Track(1, Box(100, 100, 100, 100), 1.0, 0.0, 0.0)
     points = np.random.default_rng(0).uniform(110, 190, (68, 2)).astype(np.float32)
@@ -49,10 +44,10 @@ def test_smoothing_is_the_same_at_any_frame_rate() -> None:
     happy, sad = np.eye(7, dtype=np.float32)[3], np.eye(7, dtype=np.float32)[4]
     results = []
     for fps in (6, 30):
-        track = Track(1, Box(0, 0, 1, 1), 1.0, 0.0, 0.0)
-        track.smooth(sad, 0.0, 0.5)
+        smoother = EmotionSmoother(0.5)
+        smoother.update(sad, 0.0)
         for i in range(1, fps + 1):  # one second of Happy
-            track.smooth(happy, i / fps, 0.5)
-        results.append(track.probabilities[3])
+            probabilities = smoother.update(happy, i / fps)
+        results.append(probabilities[3])
     assert abs(results[0] - results[1]) < 1e-3
     assert results[0] > 0.8  # after two time constants Happy dominates

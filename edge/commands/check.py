@@ -10,9 +10,9 @@ from edge.errors import SourceError
 
 def run_checks(config: Config, open_camera: bool = True) -> Iterator[str]:
     """Yields 'ok: ...' lines; raises EdgeError with a one-line reason at the first problem."""
+    from edge.build import build_source
     from edge.classify import EmotionClassifier
     from edge.faces import LandmarkPredictor, find_landmark_model
-    from edge.runner import build_source
 
     yield "ok: config"
     classifier = EmotionClassifier(config.model_path(), threads=config.model.threads,
@@ -23,7 +23,7 @@ def run_checks(config: Config, open_camera: bool = True) -> Iterator[str]:
     LandmarkPredictor(landmark_path)
     yield f"ok: landmarks {landmark_path}"
     if config.mqtt.enabled:
-        from edge.mqtt import check_broker
+        from edge.sinks.mqtt import check_broker
 
         yield check_broker(config.mqtt)
     if not open_camera:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from edge import eventlog
-from edge.eventlog import JsonlLog, log_files, read_events
+from edge.sinks import jsonl as eventlog
+from edge.sinks.jsonl import JsonlLog, log_files, read_events
 from edge.types import Event
 
 

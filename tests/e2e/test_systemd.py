@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from edge import service as svc
-from edge.config import load
-from edge.service import UnitOptions, render_config, render_unit, service, service_config
+from edge.commands import service as svc
+from edge.commands import units
+from edge.commands.service import service
+from edge.commands.units import UnitOptions, render_config, render_unit
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD_DIR = REPO_ROOT / "systemd"
 MAX_EXPOSURE = 2.0
-DEFAULT_EXEC = svc.DEFAULT_EXEC
+DEFAULT_EXEC = units.DEFAULT_EXEC
 
 
 def systemd_analyze() -> str:
@@ -58,59 +59,16 @@ def exposure(unit: Path) -> float:
 # ---------------------------------------------------------------------------- repository files
 
 
-@pytest.mark.parametrize("name", sorted(svc.repository_files()))
-def test_repository_files_are_what_service_py_renders(name: str) -> None:
-    # edge/service.py is the single source of truth; regenerate systemd/ with:
-    # python -c "from edge.service import repository_files as r; [open('systemd/'+n,'w')
-    #            .write(t) for n, t in r().items()]"
-    assert (SYSTEMD_DIR / name).read_text() == svc.repository_files()[name]
 
 
-def test_example_config_parses_and_matches_service_config() -> None:
-    config = load(SYSTEMD_DIR / "config.toml")
-    assert config == service_config()
-    assert config.source.input == "0"
-    assert config.log.path == "/var/log/edge-emotion/events.jsonl"
-    assert config.display.mode == "none"
 
 
-def test_units_use_absolute_exec_and_the_notify_protocol() -> None:
-    for name in (svc.HEADLESS_UNIT, svc.KIOSK_UNIT):
-        text = (SYSTEMD_DIR / name).read_text()
-        assert "\nExecStart=/usr/local/bin/edge-run run --config /etc/edge-emotion/config.toml" \
-            in text
-        for line in ("Type=notify", "NotifyAccess=main", "WatchdogSec=30", "Restart=on-failure",
-                     "DynamicUser=yes", "SupplementaryGroups=video", "PrivateNetwork=yes",
-                     "RestrictAddressFamilies=AF_UNIX", "DevicePolicy=closed"):
-            assert f"\n{line}\n" in text, line
-    kiosk = (SYSTEMD_DIR / svc.KIOSK_UNIT).read_text()
-    assert "--display framebuffer\n" in kiosk
-    assert "\nDeviceAllow=char-fb rw\n" in kiosk
-    assert "char-fb" not in (SYSTEMD_DIR / svc.HEADLESS_UNIT).read_text()
 
 
-def test_user_option_replaces_dynamic_user() -> None:
-    text = render_unit(UnitOptions(user="edge"))
-    assert "\nUser=edge\n" in text
-    assert "DynamicUser" not in text
 
 
-def test_code_under_home_is_bound_read_only(monkeypatch: pytest.MonkeyPatch,
-                                            tmp_path: Path) -> None:
-    monkeypatch.setattr(svc, "HOME_ROOTS", (tmp_path,))
-    exe = make_executable(tmp_path / "pi" / "venv" / "bin" / "edge-run")
-    paths = svc.code_paths(str(exe))
-    assert paths == (str((tmp_path / "pi" / "venv").resolve()),)
-    text = render_unit(UnitOptions(exec_path=str(exe), code_paths=paths))
-    assert "\nProtectHome=tmpfs\n" in text
-    assert f"\nBindReadOnlyPaths={paths[0]}\n" in text
 
 
-def test_unsafe_paths_are_refused() -> None:
-    with pytest.raises(svc.ServiceError, match="absolute path"):
-        render_unit(UnitOptions(exec_path="/opt/my venv/bin/edge-run"))
-    with pytest.raises(svc.ServiceError):
-        render_unit(UnitOptions(config_path="/etc/%n/config.toml"))
 
 
 # ---------------------------------------------------------------------------- systemd-analyze
@@ -129,9 +87,9 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
 
 def test_security_exposure(tmp_path: Path) -> None:
     scores = {name: exposure(path) for name, path in write_units(tmp_path, DEFAULT_EXEC).items()}
-    assert scores[svc.HEADLESS_UNIT] <= MAX_EXPOSURE
+    assert scores[units.HEADLESS_UNIT] <= MAX_EXPOSURE
     # The kiosk unit's comment says it rates the same as the headless one.
-    assert scores[svc.KIOSK_UNIT] == scores[svc.HEADLESS_UNIT]
+    assert scores[units.KIOSK_UNIT] == scores[units.HEADLESS_UNIT]
 
 
 def test_security_exposure_of_user_and_home_variants(tmp_path: Path) -> None:
@@ -183,13 +141,13 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Host:
 def test_dry_run_prints_everything_and_touches_nothing(host: Host) -> None:
     code, out = host.run("install", "--dry-run")
     assert code == 0, out
-    unit = host.unit_dir / svc.HEADLESS_UNIT
+    unit = host.unit_dir / units.HEADLESS_UNIT
     config = host.config_dir / "config.toml"
     assert f"# would write {unit}\n" in out
     assert render_unit(host.options()) in out
     assert f"# would write {config}\n" in out
     assert render_config() in out
-    assert out.index("daemon-reload") < out.index(f"enable --now {svc.HEADLESS_UNIT}")
+    assert out.index("daemon-reload") < out.index(f"enable --now {units.HEADLESS_UNIT}")
     assert "# would run: " in out
     assert list(host.unit_dir.iterdir()) == []
     assert not host.config_dir.exists()
@@ -208,14 +166,14 @@ def test_dry_run_needs_neither_root_nor_systemctl(host: Host,
 def test_install_writes_unit_and_config_then_enables(host: Host) -> None:
     code, out = host.run("install")
     assert code == 0, out
-    unit = host.unit_dir / svc.HEADLESS_UNIT
+    unit = host.unit_dir / units.HEADLESS_UNIT
     config = host.config_dir / "config.toml"
     assert unit.read_text() == render_unit(host.options())
     # What install writes is exactly the example in the repository.
     assert config.read_text() == (SYSTEMD_DIR / "config.toml").read_text()
     assert stat.S_IMODE(unit.stat().st_mode) == 0o644
     assert stat.S_IMODE(config.stat().st_mode) == 0o644
-    assert host.systemctl_calls() == ["daemon-reload", f"enable --now {svc.HEADLESS_UNIT}"]
+    assert host.systemctl_calls() == ["daemon-reload", f"enable --now {units.HEADLESS_UNIT}"]
 
 
 def test_install_never_overwrites_the_config(host: Host) -> None:
@@ -233,7 +191,8 @@ def test_reinstall_restarts_a_running_service(host: Host) -> None:
     host.calls.unlink()
     assert host.run("install")[0] == 0
     assert host.systemctl_calls() == [
-        "daemon-reload", f"try-restart {svc.HEADLESS_UNIT}", f"enable --now {svc.HEADLESS_UNIT}"]
+        "daemon-reload", f"try-restart {units.HEADLESS_UNIT}",
+        f"enable --now {units.HEADLESS_UNIT}"]
 
 
 def test_kiosk_install_disables_the_headless_unit_first(host: Host) -> None:
@@ -241,15 +200,15 @@ def test_kiosk_install_disables_the_headless_unit_first(host: Host) -> None:
     host.calls.unlink()
     code, out = host.run("install", "--kiosk")
     assert code == 0, out
-    assert (host.unit_dir / svc.KIOSK_UNIT).read_text() == render_unit(host.options(kiosk=True))
+    assert (host.unit_dir / units.KIOSK_UNIT).read_text() == render_unit(host.options(kiosk=True))
     assert host.systemctl_calls() == [
-        f"disable --now {svc.HEADLESS_UNIT}", "daemon-reload", f"enable --now {svc.KIOSK_UNIT}"]
+        f"disable --now {units.HEADLESS_UNIT}", "daemon-reload", f"enable --now {units.KIOSK_UNIT}"]
 
 
 def test_install_as_user(host: Host) -> None:
     code, out = host.run("install", "--user", "root")
     assert code == 0, out
-    text = (host.unit_dir / svc.HEADLESS_UNIT).read_text()
+    text = (host.unit_dir / units.HEADLESS_UNIT).read_text()
     assert "\nUser=root\n" in text
     assert "DynamicUser" not in text
 
@@ -259,12 +218,12 @@ def test_mqtt_gets_network_through_a_dropin_only_while_enabled(host: Host) -> No
     config = host.config_dir / "config.toml"
     config.write_text('[mqtt]\nenabled = true\nhost = "192.0.2.7"\n'
                       'username = "edge"\npassword_file = "mqtt-password"\n')
-    dropin = host.unit_dir / f"{svc.HEADLESS_UNIT}.d" / svc.MQTT_DROPIN
+    dropin = host.unit_dir / f"{units.HEADLESS_UNIT}.d" / units.MQTT_DROPIN
     assert host.run("install")[0] == 0
     text = dropin.read_text()
     assert "PrivateNetwork=no" in text and "IPAddressAllow=192.0.2.7" in text
     assert f"LoadCredential=mqtt-password:{host.config_dir}/mqtt-password" in text
-    assert "PrivateNetwork=yes" in (host.unit_dir / svc.HEADLESS_UNIT).read_text()
+    assert "PrivateNetwork=yes" in (host.unit_dir / units.HEADLESS_UNIT).read_text()
     config.write_text("[mqtt]\nenabled = false\n")
     assert host.run("install")[0] == 0
     assert not dropin.exists()
@@ -278,10 +237,10 @@ def test_uninstall_keeps_config_and_logs(host: Host) -> None:
     host.calls.unlink()
     code, out = host.run("uninstall")
     assert code == 0, out
-    assert not (host.unit_dir / svc.HEADLESS_UNIT).exists()
+    assert not (host.unit_dir / units.HEADLESS_UNIT).exists()
     assert (host.config_dir / "config.toml").exists()
     assert "kept" in out and "/var/log/edge-emotion" in out
-    assert host.systemctl_calls() == [f"disable --now {svc.HEADLESS_UNIT}", "daemon-reload"]
+    assert host.systemctl_calls() == [f"disable --now {units.HEADLESS_UNIT}", "daemon-reload"]
 
 
 def test_uninstall_dry_run_and_not_installed(host: Host) -> None:
@@ -289,8 +248,8 @@ def test_uninstall_dry_run_and_not_installed(host: Host) -> None:
     host.calls.unlink()
     code, out = host.run("uninstall", "--dry-run")
     assert code == 0, out
-    assert f"# would remove {host.unit_dir / svc.HEADLESS_UNIT}" in out
-    assert (host.unit_dir / svc.HEADLESS_UNIT).exists()
+    assert f"# would remove {host.unit_dir / units.HEADLESS_UNIT}" in out
+    assert (host.unit_dir / units.HEADLESS_UNIT).exists()
     code, out = host.run("uninstall", "--kiosk")
     assert code == 0, out
     assert "not installed" in out
@@ -343,3 +302,14 @@ def test_error_systemctl_fails(host: Host, monkeypatch: pytest.MonkeyPatch) -> N
 def test_find_edge_run_prefers_argv0(tmp_path: Path) -> None:
     exe = make_executable(tmp_path / "venv" / "bin" / "edge-run")
     assert svc.find_edge_run(str(exe)) == str(exe)
+
+
+def test_code_under_home_is_bound_read_only(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    monkeypatch.setattr(svc, "HOME_ROOTS", (tmp_path,))
+    exe = make_executable(tmp_path / "pi" / "venv" / "bin" / "edge-run")
+    paths = svc.code_paths(str(exe))
+    assert paths == (str((tmp_path / "pi" / "venv").resolve()),)
+    text = render_unit(UnitOptions(exec_path=str(exe), code_paths=paths))
+    assert "\nProtectHome=tmpfs\n" in text
+    assert f"\nBindReadOnlyPaths={paths[0]}\n" in text

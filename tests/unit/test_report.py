@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from edge import eventlog
-from edge.eventlog import JsonlLog, log_files
-from edge.report import report
+from edge import types as edge_types
+from edge.commands.report import report
+from edge.sinks.jsonl import JsonlLog, log_files
 from edge.types import Event
 
 LABELS = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
@@ -62,7 +62,7 @@ def timeline() -> Iterator[tuple[datetime, Event]]:
 def log_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "events.jsonl"
     clock = {"now": T0}
-    monkeypatch.setattr(eventlog, "utc_now_iso", lambda: iso(clock["now"]))
+    monkeypatch.setattr(edge_types, "utc_now_iso", lambda: iso(clock["now"]))
     with JsonlLog(path, max_bytes=4096, backups=50) as log:  # small: several rotations
         for ts, event in timeline():
             clock["now"] = ts

@@ -15,7 +15,6 @@ import pwd
 import re
 import shutil
 import socket
-import stat
 import subprocess
 import sys
 import textwrap
@@ -27,44 +26,36 @@ from typing import Any
 
 import pytest
 
-from edge import config as edge_config
-from edge.mqtt import (
-    DiskQueue,
-    MqttError,
-    MqttSink,
-    check_broker,
-    check_private,
-    discovery_messages,
-    read_password,
-    state_payload,
-    systemd_dropin,
-)
+from edge.errors import MqttError
+from edge.sinks.mqtt import check_broker
 from edge.types import Event
+from tests.mqtt_support import (
+    BASE,
+    DEVICE,
+    LABELS,
+    blink,
+    free_port,
+    make_sink,
+    mqtt_config,
+    queued_files,
+    summary,
+    write_without_network,
+)
 
 paho = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
-MqttConfig = getattr(edge_config, "MqttConfig", None)
-if MqttConfig is None:
-    pytest.skip("edge.config has no MqttConfig yet (the [mqtt] config section)",
-                allow_module_level=True)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or shutil.which(
     "mosquitto_passwd", path="/usr/bin:/usr/sbin")
 needs_broker = pytest.mark.skipif(
     MOSQUITTO is None, reason="mosquitto not installed (apt-get install mosquitto)")
-DEVICE = "test-dev"
-LABELS = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
 TIMEOUT = 10.0  # seconds: the longest any single wait may take
 
 
 # ---------------------------------------------------------------------------- helpers
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT,
@@ -175,37 +166,18 @@ class Subscriber:
         self.client.loop_stop()
 
 
-def mqtt_config(port: int, queue_dir: Path | None, **overrides: Any) -> Any:
-    values = {"enabled": True, "host": "127.0.0.1", "port": port, "device_id": DEVICE,
-              "queue_dir": str(queue_dir) if queue_dir else "", "keepalive": 5,
-              **overrides}
-    return MqttConfig(**values)
 
 
-def make_sink(port: int, queue_dir: Path | None, **overrides: Any) -> MqttSink:
-    # Short reconnect delays keep a broker restart to well under a second.
-    return MqttSink(mqtt_config(port, queue_dir, **overrides), reconnect_min=0.1,
-                    reconnect_max=0.5, close_flush_seconds=5.0)
 
 
-def blink(frame: int) -> Event:
-    return Event("blink", frame=frame, face=1, data={"duration_s": 0.12,
-                                                      "face_blinks": frame,
-                                                      "detected_frame": frame + 3})
 
 
-def summary(counts: dict[str, int], blinks: int = 3, final: bool = False) -> Event:
-    period = {"counts": {k: counts.get(k, 0) for k in LABELS}, "blinks": blinks, "faces": 1,
-              "frames": 300, "seconds": 60.0, "media_seconds": 60.0, "fps": 5.0,
-              "blink_rate_per_min": float(blinks)}
-    return Event("summary", data={**period, "total": period, "final": final})
 
 
-def queued_files(queue_dir: Path) -> list[Path]:
-    return sorted(queue_dir.glob("*.json")) if queue_dir.exists() else []
 
 
-BASE = f"edge-emotion/{DEVICE}"
+
+
 
 
 # ---------------------------------------------------------------------------- with a broker
@@ -303,7 +275,7 @@ def test_last_will_says_offline_when_the_process_dies(broker: Broker, tmp_path: 
     script = textwrap.dedent(f"""\
         import os, signal, time
         from edge.config import MqttConfig
-        from edge.mqtt import MqttSink
+        from edge.sinks.mqtt import MqttSink
         from edge.types import Event
         sink = MqttSink(MqttConfig(enabled=True, host="127.0.0.1", port={broker.port},
                                    device_id="{DEVICE}", queue_dir="", keepalive=5)).open()
@@ -341,10 +313,7 @@ def test_broker_restart_mid_run_loses_nothing(broker: Broker, tmp_path: Path) ->
             wait_until(lambda: len(sink.queue) == 0, what="the first PUBACKs")
             broker.stop()
             wait_until(lambda: not sink._connected, what="the sink to see the broker go")
-            started = time.monotonic()
-            for frame in range(n, n + m):
-                sink.write(blink(frame))
-            assert time.monotonic() - started < 1.0  # queued, not waiting on the network
+            write_without_network(sink, [blink(frame) for frame in range(n, n + m)])
             assert len(queued_files(queue)) == m  # on disk while the broker is away
             broker.start()
             wait_until(lambda: len({e["frame"] for e in sub.json_on(f"{BASE}/blink")})
@@ -363,10 +332,7 @@ def test_queue_survives_a_restart_of_the_sink(tmp_path: Path) -> None:
     workdir.mkdir()
     broker = Broker(workdir)  # not started: the broker is down while the first run writes
     with make_sink(broker.port, queue) as sink:
-        started = time.monotonic()
-        for frame in range(25):
-            sink.write(blink(frame))
-        assert time.monotonic() - started < 1.0
+        write_without_network(sink, [blink(frame) for frame in range(25)])
     assert len(queued_files(queue)) == 25
     broker.start()
     try:
@@ -427,106 +393,17 @@ def test_password_from_the_credentials_file(tmp_path: Path,
 # ---------------------------------------------------------------------------- no broker
 
 
-def test_write_never_blocks_with_no_broker(tmp_path: Path) -> None:
-    port = free_port()  # nothing listens there
-    with make_sink(port, tmp_path / "queue") as sink:
-        started = time.monotonic()
-        for frame in range(200):
-            sink.write(blink(frame))
-        assert time.monotonic() - started < 2.0
-        assert len(sink.queue) == 200
-    assert len(queued_files(tmp_path / "queue")) == 200
 
 
-def test_check_says_when_the_broker_is_unreachable() -> None:
-    port = free_port()
-    with pytest.raises(MqttError, match=rf"cannot reach 127\.0\.0\.1:{port} \(.*refused"):
-        check_broker(mqtt_config(port, None))
 
 
-def test_queue_is_bounded_and_drops_the_oldest(tmp_path: Path,
-                                               caplog: pytest.LogCaptureFixture) -> None:
-    queue = DiskQueue(tmp_path / "q", max_messages=5)
-    queue.open()
-    with caplog.at_level("WARNING", logger="edge.mqtt"):
-        for i in range(8):
-            queue.put("t", json.dumps({"i": i}))
-    assert len(queue) == 5 and queue.dropped == 3
-    assert "queue full (5 messages): dropping the oldest" in caplog.text
-    assert [json.loads(m.payload)["i"] for m in queue.pending(set(), 10)] == [3, 4, 5, 6, 7]
-    assert len(list((tmp_path / "q").glob("*.json"))) == 5
-    queue.sync()
-
-    (tmp_path / "q" / "000000000099.json").write_text('{"topic": "t", "pay')  # torn
-    again = DiskQueue(tmp_path / "q", max_messages=5)
-    with caplog.at_level("WARNING", logger="edge.mqtt"):
-        assert again.open() == 5
-    assert "1 unreadable messages discarded" in caplog.text
-    assert [json.loads(m.payload)["i"] for m in again.pending(set(), 10)] == [3, 4, 5, 6, 7]
-    assert again.put("t", "{}").seq == 9  # numbering goes on; 3 dropped to stay at 5
-    smaller = DiskQueue(tmp_path / "q", max_messages=2)  # a lower bound applies at load
-    assert smaller.open() == 2 and smaller.dropped == 3
 
 
-def test_password_file_must_be_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    secret = tmp_path / "pw"
-    secret.write_text("hunter2\nignored\n")
-    secret.chmod(0o640)
-    config = mqtt_config(1883, None, username="u", password_file=str(secret))
-    with pytest.raises(MqttError, match=r"accessible by group or others \(mode 0640\)"):
-        read_password(config)
-    with pytest.raises(MqttError, match="group or others"):  # refused before any network
-        MqttSink(config).open()
-    secret.chmod(0o600)
-    assert read_password(config) == "hunter2"
-    with pytest.raises(MqttError, match="No such file"):
-        read_password(mqtt_config(1883, None, password_file=str(tmp_path / "absent")))
-    (tmp_path / "empty").write_text("")
-    (tmp_path / "empty").chmod(0o600)
-    with pytest.raises(MqttError, match="empty"):
-        read_password(mqtt_config(1883, None, password_file=str(tmp_path / "empty")))
-    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    assert check_private("pw", "password_file") == secret  # relative: a systemd credential
-    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
 
 
-def test_config_section_validates() -> None:
-    with pytest.raises(edge_config.ConfigError, match=r"mqtt\.host: required"):
-        edge_config.apply(edge_config.Config(), {"mqtt": {"enabled": True}})
-    with pytest.raises(edge_config.ConfigError, match=r"mqtt\.port"):
-        edge_config.apply(edge_config.Config(), {"mqtt": {"port": 70000}})
-    with pytest.raises(edge_config.ConfigError, match=r"mqtt\.device_id"):
-        edge_config.apply(edge_config.Config(), {"mqtt": {"enabled": True, "host": "b",
-                                                          "device_id": "a/+"}})
-    ok = edge_config.apply(edge_config.Config(), {"mqtt": {"enabled": True, "host": "b"}})
-    assert ok.mqtt.topic_prefix == "edge-emotion" and "[mqtt]" in edge_config.to_toml(ok)
 
 
-def test_state_payload_without_faces() -> None:
-    state = state_payload({"event": "summary", "ts": "t", "counts": {"Happy": 0, "Sad": 0},
-                           "blinks": 0, "faces": 0, "fps": 4.5, "blink_rate_per_min": 0.0})
-    assert state["dominant"] == "none" and state["share"] == {"Happy": 0.0, "Sad": 0.0}
-    assert state["fps"] == 4.5
 
 
-def test_discovery_ids_are_safe_for_odd_labels() -> None:
-    config = mqtt_config(1883, None, discovery_prefix="ha")
-    topics = [t for t, _ in discovery_messages(config, ["Very happy", "Sad"])]
-    assert f"ha/sensor/{DEVICE}_count_very_happy/config" in topics
-    assert len(topics) == len(set(topics)) == 4 + 2
 
 
-def test_systemd_dropin_opens_only_what_mqtt_needs() -> None:
-    literal = systemd_dropin(mqtt_config(8883, None, host="192.0.2.7", username="edge",
-                                         password_file="mqtt-password",
-                                         key_file="/etc/ssl/private/k.pem",
-                                         cert_file="/etc/ssl/c.pem"), "/etc/edge-emotion")
-    assert "PrivateNetwork=no" in literal and "IPAddressAllow=192.0.2.7" in literal
-    assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6" in literal
-    assert "LoadCredential=mqtt-password:/etc/edge-emotion/mqtt-password" in literal
-    assert "k.pem" not in literal  # absolute: the admin arranges access
-    assert "\nIPAddressDeny=\n" not in literal
-    named = systemd_dropin(mqtt_config(1883, None, host="broker.lan"), "/etc/edge-emotion")
-    assert "\nIPAddressDeny=\n" in named and "IPAddressAllow" not in named
-    loopback = systemd_dropin(mqtt_config(1883, None, host="127.0.0.1"), "/etc/x")
-    assert "IPAddressAllow=localhost" in loopback

@@ -14,11 +14,20 @@ from edge.types import FrameResult
 class SnapshotWriter:
     """Writes a JPEG on each emotion change, or every `every` seconds if set."""
 
+    name = "snapshot"
+
     def __init__(self, folder: str | Path, every: float = 0.0) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.every = every
         self._last = 0.0
+
+    def show(self, result: FrameResult, picture: np.ndarray) -> bool:
+        self.maybe_write(picture, result)
+        return True
+
+    def close(self) -> None:
+        pass
 
     def maybe_write(self, picture: np.ndarray, result: FrameResult) -> Path | None:
         now = time.monotonic()

@@ -17,7 +17,6 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,24 +26,10 @@ log = logging.getLogger("edge.eventlog")
 RETRY_SECONDS = 2.0
 
 
-def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def event_to_dict(event: Event) -> dict[str, Any]:
-    if event.ts is None:
-        event.ts = utc_now_iso()
-    line: dict[str, Any] = {"event": event.kind, "ts": event.ts}
-    if event.frame is not None:
-        line["frame"] = event.frame
-    if event.face is not None:
-        line["face"] = event.face
-    line.update(event.data)
-    return line
-
-
 class JsonlLog:
     """Append-only JSONL file with size-based rotation (LOG, LOG.1 ... LOG.N)."""
+
+    name = "log"
 
     def __init__(self, path: str | Path, max_bytes: int = 10_000_000, backups: int = 5,
                  queue_limit: int = 10_000) -> None:
@@ -80,7 +65,7 @@ class JsonlLog:
         self.close()
 
     def write(self, event: Event) -> None:
-        data = (json.dumps(event_to_dict(event), separators=(",", ":")) + "\n").encode()
+        data = (json.dumps(event.to_dict(), separators=(",", ":")) + "\n").encode()
         if len(self._pending) == self._pending.maxlen:
             self.dropped += 1
         self._pending.append(data)

@@ -9,17 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.config import DetectConfig
 from edge.errors import ModelError
-from edge.faces import (
-    FaceDetector,
-    LandmarkPredictor,
-    eye_aspect_ratio,
-    find_landmark_model,
-    mean_ear,
-)
+from edge.faces import FaceDetector, LandmarkPredictor, find_landmark_model
+from edge.landmarks import mean_ear
 from edge.types import Box
+from tests.conftest import SHARED_DIR
 
-MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "media"
+MEDIA = SHARED_DIR / "data" / "media"
 STILLS = MEDIA / "stills"
 VOC = STILLS / "dlib_voc_landmarks"
 VOC_XML = ("training_with_face_landmarks.xml", "testing_with_face_landmarks.xml")
@@ -65,8 +62,9 @@ def predictor() -> LandmarkPredictor:
 
 @pytest.fixture(scope="module")
 def small_face_detector() -> FaceDetector:
-    # The VOC faces are 37-109 px in ~500 px photos: no downscaling, 2x upsampling.
-    return FaceDetector(detect_width=640, upsample=1)
+    # The VOC faces are 37-109 px in ~500 px photos: no downscaling, 2x upsampling,
+    # and below the product's 40 px min_face.
+    return FaceDetector(DetectConfig(width=640, upsample=1, min_face=8))
 
 
 def test_astronaut_one_face_and_no_mission_patch(detector: FaceDetector) -> None:
@@ -151,18 +149,6 @@ def test_default_landmark_model_is_found() -> None:
     assert path.name == "shape_predictor_68_face_landmarks.dat" and path.is_file()
 
 
-def test_eye_aspect_ratio_of_synthetic_eyes() -> None:
-    # p1..p6 clockwise from the outer corner: width 4, lid heights 2 and 2 -> 0.5.
-    eye = np.array([(0, 0), (1, -1), (3, -1), (4, 0), (3, 1), (1, 1)], float)
-    assert eye_aspect_ratio(eye) == pytest.approx(0.5)
-    closed = eye.copy()
-    closed[:, 1] = 0.0
-    assert eye_aspect_ratio(closed) == 0.0
-    assert eye_aspect_ratio(np.zeros((6, 2))) == 0.0  # degenerate: no division by zero
-    landmarks = np.zeros((68, 2), np.float32)
-    landmarks[36:42] = eye
-    landmarks[42:48] = closed + 10
-    assert mean_ear(landmarks) == pytest.approx(0.25)
 
 
 def test_ear_of_real_open_eyes(detector: FaceDetector, predictor: LandmarkPredictor) -> None:

@@ -1,7 +1,7 @@
 """MQTT sink: events to a broker, Home Assistant discovery, and a disk queue for outages.
 
-Same interface as `JsonlLog` (open/write/sync/close, context manager), so the runner
-treats it as one more event sink. The pipeline never waits for the network:
+An `EventSink` like the JSONL log (open/write/sync/close). The pipeline never waits
+for the network:
 
 - `write()` turns an event into messages and appends them to a bounded queue kept on
   disk (one small file per message in `queue_dir`), then returns;
@@ -24,19 +24,18 @@ import contextlib
 import json
 import logging
 import os
-import re
 import socket
 import threading
 import time
-from collections import OrderedDict, deque
-from dataclasses import dataclass
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge import __version__
-from edge.errors import EdgeError
-from edge.eventlog import event_to_dict
+from edge.errors import MqttError
 from edge.labels import FER2013_LABELS
+from edge.sinks.homeassistant import device_id, discovery_messages, state_payload
+from edge.sinks.mqtt_queue import DiskQueue
 from edge.types import Event
 
 if TYPE_CHECKING:
@@ -48,19 +47,10 @@ log = logging.getLogger("edge.mqtt")
 EVENT_TOPICS = ("summary", "blink", "emotion", "error", "stop")
 WINDOW = 20  # messages handed to paho and not yet acknowledged (paho's default inflight)
 CLOSE_FLUSH_SECONDS = 2.0  # how long close() waits for the queue to drain when connected
-ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
-
-class MqttError(EdgeError):
-    """Unusable MQTT settings (credentials, TLS files, missing paho): one line."""
 
 
 # ---------------------------------------------------------------------------- settings
-
-
-def device_id(config: MqttConfig) -> str:
-    """The configured id, or the hostname with characters MQTT topics and HA ids dislike."""
-    return config.device_id or ID_UNSAFE.sub("_", socket.gethostname()) or "edge"
 
 
 def secret_path(name: str) -> Path:
@@ -114,235 +104,34 @@ def _import_paho() -> Any:
     try:
         import paho.mqtt.client as paho
     except ImportError:
-        raise MqttError("mqtt.enabled needs paho-mqtt: pip install 'edge-emotion[mqtt]'"
+        raise MqttError("mqtt.enabled needs paho-mqtt: pip install paho-mqtt"
                         ) from None
     return paho
 
 
-# ---------------------------------------------------------------------------- the queue
+def make_client(config: MqttConfig, paho: Any, password: str | None, client_id: str) -> Any:
+    """A paho client with our credentials, TLS and in-flight window; not connected."""
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         clean_session=True)
+    if config.username:
+        client.username_pw_set(config.username, password)
+    if config.tls:
+        _set_tls(client, config)
+    client.max_inflight_messages_set(WINDOW)
+    return client
 
 
-@dataclass
-class Message:
-    seq: int
-    topic: str
-    payload: str
-    retain: bool = False
-    path: Path | None = None  # None: memory only (no queue_dir, or the disk failed)
-
-
-class DiskQueue:
-    """Bounded FIFO of messages, one JSON file per message, oldest dropped past the bound.
-
-    A file per message keeps every operation one create or one unlink: nothing to
-    compact, and a file torn by a power cut only loses itself (skipped on load).
-    Thread-safe: the pipeline puts, the flusher reads and removes.
-    """
-
-    def __init__(self, directory: str | Path | None, max_messages: int) -> None:
-        self.directory = Path(directory) if directory else None
-        self.max_messages = max_messages
-        self.dropped = 0  # since start, past the bound
-        self._items: OrderedDict[int, Message] = OrderedDict()
-        self._lock = threading.Lock()
-        self._next_seq = 1
-        self._unsynced: set[Path] = set()  # written since the last sync, still queued
-        self._disk_failing = False
-        self._dropping = False
-
-    def open(self) -> int:
-        """Load what an earlier run left; returns how many messages that was."""
-        if self.directory is None:
-            return 0
-        try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            files = sorted(p for p in self.directory.iterdir()
-                           if p.suffix == ".json" and p.stem.isdigit())
-        except OSError as exc:
-            raise MqttError(f"mqtt.queue_dir {self.directory}: {exc.strerror}") from None
-        garbled = 0
-        for path in files:
-            message = self._load(path)
-            if message is None:
-                garbled += 1
-                path.unlink(missing_ok=True)
-            else:
-                self._items[message.seq] = message
-        if garbled:
-            log.warning("mqtt queue %s: %d unreadable messages discarded (torn by a crash)",
-                        self.directory, garbled)
-        self._next_seq = max(self._items, default=0) + 1
-        with self._lock:
-            self._trim()
-        return len(self._items)
-
-    @staticmethod
-    def _load(path: Path) -> Message | None:
-        try:
-            data = json.loads(path.read_bytes())
-            return Message(int(path.stem), str(data["topic"]), str(data["payload"]),
-                           bool(data.get("retain", False)), path)
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-
-    def put(self, topic: str, payload: str, retain: bool = False) -> Message:
-        with self._lock:
-            message = Message(self._next_seq, topic, payload, retain)
-            self._next_seq += 1
-            message.path = self._write(message)
-            self._items[message.seq] = message
-            self._trim()
-        return message
-
-    def _write(self, message: Message) -> Path | None:
-        if self.directory is None:
-            return None
-        path = self.directory / f"{message.seq:012d}.json"
-        data = json.dumps({"topic": message.topic, "retain": message.retain,
-                           "payload": message.payload}, separators=(",", ":")).encode()
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                if os.write(fd, data) != len(data):
-                    raise OSError(28, "short write")
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            path.unlink(missing_ok=True)
-            if not self._disk_failing:
-                log.error("mqtt queue %s: write failed (%s); queuing in memory only",
-                          self.directory, exc.strerror or exc)
-            self._disk_failing = True
-            return None
-        if self._disk_failing:
-            log.warning("mqtt queue %s: writable again", self.directory)
-            self._disk_failing = False
-        self._unsynced.add(path)
-        return path
-
-    def _trim(self) -> None:
-        while len(self._items) > self.max_messages:
-            _, oldest = self._items.popitem(last=False)
-            self._unlink(oldest)
-            self.dropped += 1
-            if not self._dropping:
-                log.warning("mqtt queue full (%d messages): dropping the oldest",
-                            self.max_messages)
-            self._dropping = True
-
-    def _unlink(self, message: Message) -> None:
-        if message.path is not None:
-            self._unsynced.discard(message.path)
-            try:
-                message.path.unlink(missing_ok=True)
-            except OSError as exc:  # a read-only disk: the message comes back once, no harm
-                log.debug("mqtt queue: cannot remove %s: %s", message.path, exc)
-
-    def remove(self, seq: int) -> None:
-        with self._lock:
-            message = self._items.pop(seq, None)
-            if message is not None:
-                self._unlink(message)
-
-    def pending(self, skip: set[int], limit: int) -> list[Message]:
-        """Up to `limit` oldest messages whose seq is not in `skip` (those in flight)."""
-        out: list[Message] = []
-        with self._lock:
-            for seq, message in self._items.items():
-                if len(out) >= limit:
-                    break
-                if seq not in skip:
-                    out.append(message)
-        return out
-
-    def take_drop_notice(self) -> bool:
-        """True once after the queue overflowed: the caller reports the count."""
-        with self._lock:
-            was, self._dropping = self._dropping, False
-        return was
-
-    def sync(self) -> None:
-        """fsync the messages written since the last sync, and the folder (summary, stop)."""
-        with self._lock:
-            paths, self._unsynced = sorted(self._unsynced), set()
-        if self.directory is None or not paths:
-            return  # the usual case while connected: everything was acknowledged already
-        for path in paths:
-            _fsync(path)
-        _fsync(self.directory)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-
-def _fsync(path: Path) -> None:
+def _set_tls(client: Any, config: MqttConfig) -> None:
+    key = str(check_private(config.key_file, "key_file")) if config.key_file else None
+    for name in ("ca_file", "cert_file"):
+        value = getattr(config, name)
+        if value and not Path(value).is_file():
+            raise MqttError(f"mqtt.{name} {value}: not found")
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # already acknowledged and removed
-        return
-    try:
-        with contextlib.suppress(OSError):  # a failing disk: already reported by the write
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-# ---------------------------------------------------------------------------- payloads
-
-
-def state_payload(summary: dict[str, Any]) -> dict[str, Any]:
-    """The retained `state` message Home Assistant reads, from a `summary` line."""
-    counts: dict[str, int] = summary.get("counts", {})
-    observed = sum(counts.values())
-    dominant = max(counts, key=lambda k: counts[k]) if observed else "none"
-    return {
-        "ts": summary.get("ts"), "dominant": dominant, "counts": counts,
-        "share": {k: round(100.0 * v / observed, 1) if observed else 0.0
-                  for k, v in counts.items()},
-        "blinks": summary.get("blinks", 0),
-        "blink_rate_per_min": summary.get("blink_rate_per_min", 0.0),
-        "faces": summary.get("faces", 0), "fps": summary.get("fps", 0.0),
-        "seconds": summary.get("seconds", 0.0), "final": bool(summary.get("final")),
-    }
-
-
-def discovery_messages(config: MqttConfig, labels: tuple[str, ...] | list[str],
-                       version: str = __version__) -> list[tuple[str, dict[str, Any]]]:
-    """(topic, config) for each Home Assistant sensor: retained MQTT discovery."""
-    device = device_id(config)
-    base = f"{config.topic_prefix}/{device}"
-    block = {"identifiers": [f"edge_emotion_{device}"], "name": f"edge-emotion {device}",
-             "model": "edge-emotion", "manufacturer": "edge-emotion",
-             "sw_version": version}
-    sensors: list[tuple[str, str, str, dict[str, Any]]] = [
-        ("dominant_emotion", "Dominant emotion", "{{ value_json.dominant }}",
-         {"icon": "mdi:emoticon-outline"}),
-        ("blink_rate", "Blink rate", "{{ value_json.blink_rate_per_min }}",
-         {"unit_of_measurement": "blinks/min", "state_class": "measurement",
-          "icon": "mdi:eye-outline"}),
-        ("faces", "Faces", "{{ value_json.faces }}",
-         {"unit_of_measurement": "faces", "state_class": "measurement",
-          "icon": "mdi:account-multiple"}),
-        ("fps", "Frame rate", "{{ value_json.fps }}",
-         {"unit_of_measurement": "fps", "state_class": "measurement",
-          "entity_category": "diagnostic", "icon": "mdi:speedometer"}),
-    ]
-    for label in labels:
-        sensors.append((f"count_{ID_UNSAFE.sub('_', label).lower()}", f"{label} count",
-                        f"{{{{ value_json.counts[{json.dumps(label)}] | default(0) }}}}",
-                        {"unit_of_measurement": "observations", "state_class": "measurement",
-                         "icon": "mdi:counter"}))
-    messages = []
-    for key, name, template, extra in sensors:
-        unique = f"edge_emotion_{device}_{key}"
-        messages.append((f"{config.discovery_prefix}/sensor/{device}_{key}/config", {
-            "name": name, "unique_id": unique, "state_topic": f"{base}/state",
-            "value_template": template, "availability_topic": f"{base}/availability",
-            "payload_available": "online", "payload_not_available": "offline",
-            "device": block, "origin": {"name": "edge-emotion", "sw_version": version},
-            **extra}))
-    return messages
+        client.tls_set(ca_certs=config.ca_file or None,
+                       certfile=config.cert_file or None, keyfile=key)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise MqttError(f"mqtt: TLS setup failed ({exc})") from None
 
 
 # ---------------------------------------------------------------------------- the sink
@@ -350,6 +139,8 @@ def discovery_messages(config: MqttConfig, labels: tuple[str, ...] | list[str],
 
 class MqttSink:
     """Publishes events to an MQTT broker without ever blocking the caller on the network."""
+
+    name = "mqtt"
 
     def __init__(self, config: MqttConfig, reconnect_min: float = 1.0,
                  reconnect_max: float = 60.0,
@@ -387,7 +178,7 @@ class MqttSink:
         waiting = self.queue.open()
         if waiting:
             log.info("mqtt: %d messages from an earlier run are waiting to be sent", waiting)
-        self._client = self._make_client(paho, password, f"edge-emotion-{self.device}")
+        self._client = make_client(self.config, paho, password, f"edge-emotion-{self.device}")
         self._client.will_set(self.availability, "offline", qos=1, retain=True)
         self._client.reconnect_delay_set(*self.reconnect)
         self._client.on_connect = self._on_connect
@@ -402,30 +193,6 @@ class MqttSink:
         self._client.connect_async(self.config.host, self.config.port, self.config.keepalive)
         self._client.loop_start()
         return self
-
-    def _make_client(self, paho: Any, password: str | None, client_id: str) -> Any:
-        config = self.config
-        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
-                             clean_session=True)
-        if config.username:
-            client.username_pw_set(config.username, password)
-        if config.tls:
-            self._set_tls(client)
-        client.max_inflight_messages_set(WINDOW)
-        return client
-
-    def _set_tls(self, client: Any) -> None:
-        config = self.config
-        key = str(check_private(config.key_file, "key_file")) if config.key_file else None
-        for name in ("ca_file", "cert_file"):
-            value = getattr(config, name)
-            if value and not Path(value).is_file():
-                raise MqttError(f"mqtt.{name} {value}: not found")
-        try:
-            client.tls_set(ca_certs=config.ca_file or None,
-                           certfile=config.cert_file or None, keyfile=key)
-        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            raise MqttError(f"mqtt: TLS setup failed ({exc})") from None
 
     def __enter__(self) -> MqttSink:
         return self.open()
@@ -465,7 +232,7 @@ class MqttSink:
     def write(self, event: Event) -> None:
         """Queue the event's messages and return: disk and memory only, never the network."""
         try:
-            self._enqueue(event_to_dict(event))
+            self._enqueue(event.to_dict())
         except Exception as exc:  # an MQTT problem must never stop the pipeline
             if not self._write_failed:
                 log.error("mqtt: event not queued: %r", exc)
@@ -592,7 +359,7 @@ class MqttSink:
         return info.mid
 
 
-# ---------------------------------------------------------------------------- check & unit
+# ---------------------------------------------------------------------------- check
 
 
 def check_broker(config: MqttConfig, timeout: float = 5.0) -> str:
@@ -600,8 +367,8 @@ def check_broker(config: MqttConfig, timeout: float = 5.0) -> str:
     paho = _import_paho()
     where = f"{config.host}:{config.port}"
     # Its own client id: the running service's connection must not be taken over.
-    client = MqttSink(config)._make_client(paho, read_password(config),
-                                           f"edge-emotion-{device_id(config)}-check")
+    client = make_client(config, paho, read_password(config),
+                         f"edge-emotion-{device_id(config)}-check")
     answers: list[Any] = []
     client.on_connect = lambda _c, _u, _f, reason, _p: answers.append(reason)
     client.connect_timeout = timeout
@@ -619,39 +386,3 @@ def check_broker(config: MqttConfig, timeout: float = 5.0) -> str:
     if answers[0].is_failure:
         raise MqttError(f"mqtt: {where} refused the connection: {answers[0]}")
     return f"ok: mqtt broker {where}, topics {config.topic_prefix}/{device_id(config)}/..."
-
-
-def systemd_dropin(config: MqttConfig, config_dir: str | Path) -> str:
-    """The drop-in `service install` writes when mqtt.enabled: network for the broker only."""
-    lines = [
-        "# Written by `edge-run service install` because mqtt.enabled = true; the next",
-        "# install removes it when mqtt is off. Opens the sandbox's network for the broker.",
-        "[Unit]",
-        "# Stopped before the network at shutdown, so the broker hears \"offline\".",
-        "After=network.target",
-        "",
-        "[Service]",
-        "PrivateNetwork=no",
-        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
-    ]
-    lines += _address_lines(config.host)
-    for key in ("password_file", "key_file"):
-        name = getattr(config, key)
-        if name and not Path(name).is_absolute():
-            # DynamicUser= cannot own a 0600 file: systemd hands the service a private
-            # copy in $CREDENTIALS_DIRECTORY, where a relative name is looked up.
-            lines.append(f"LoadCredential={name}:{Path(config_dir) / name}")
-    return "\n".join(lines) + "\n"
-
-
-def _address_lines(host: str) -> list[str]:
-    import ipaddress
-
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return ["# mqtt.host is a name: DNS and the broker's address are unknown here, so",
-                "# any address is allowed. An IP literal in mqtt.host narrows this to one.",
-                "IPAddressDeny="]
-    return ["# The unit's IPAddressDeny=any stays; only the broker is allowed.",
-            f"IPAddressAllow={'localhost' if address.is_loopback else address}"]

@@ -8,8 +8,8 @@ model and landmark loading, first frame, first classified face.
 The input clip is first re-encoded once at the target size (letterboxed, so a
 face keeps its shape) as Motion-JPEG, which is what a USB webcam sends at 720p:
 the `decode` stage is then the project's own FileSource decoding and converting
-to gray a frame of that size. The timed loop mirrors `edge.runner.Runner._loop`
-without a display: source.read -> Pipeline.process -> JSONL event log + stats.
+to gray a frame of that size. The timed loop is the product's own: `Runner.step()`
+on parts from `edge.build`, with the JSONL event log as the only sink.
 
 "One thread" means the process is pinned to one core with
 os.sched_setaffinity (like `taskset -c CORE`) and the interpreter gets one
@@ -28,13 +28,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from edge.measure import peak_rss_mb, summarize
+
+if TYPE_CHECKING:
+    from edge.runner import Runner
 
 SCHEMA = "edge-emotion-bench/1"
 # Per-frame stages, in loop order. detect includes tracking; sinks is the JSONL
@@ -61,9 +64,6 @@ class RunSpec:
     landmarks: str = ""
     detect_every: int | None = None  # None: the config default
     detect_width: int | None = None
-    label: str = "edge int8"
-    profile: str = ""  # write cProfile stats of start-up and loop to PROFILE.{build,loop}
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # --- small measurement helpers ------------------------------------------------------
@@ -97,26 +97,12 @@ def allowed_cores() -> set[int]:
 # --- clip preparation ---------------------------------------------------------------
 
 
-def letterbox(image: Any, width: int, height: int) -> Any:
-    """Scale to fit width x height keeping the aspect ratio; pad the rest with black."""
-    import cv2
-    import numpy as np
-
-    h, w = image.shape[:2]
-    scale = min(width / w, height / h)
-    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
-    canvas = np.zeros((height, width, *image.shape[2:]), dtype=image.dtype)
-    top, left = (height - new_h) // 2, (width - new_w) // 2
-    canvas[top : top + new_h, left : left + new_w] = resized
-    return canvas
-
-
 def prepare_clip(source: str | Path, width: int, height: int, out_dir: Path,
                  max_frames: int = 600) -> Path:
     """Re-encode `source` at width x height as MJPEG (a USB webcam's format)."""
     import cv2
+
+    from edge.images import letterbox
 
     capture = cv2.VideoCapture(str(source))
     if not capture.isOpened():
@@ -165,16 +151,17 @@ class TimedDetector:
         return getattr(self.detector, name)
 
 
-def _build(spec: RunSpec, log_path: Path) -> tuple[Any, Any, Any, Any]:
+def _build(spec: RunSpec, log_path: Path) -> Runner:
     from edge import config as config_module
-    from edge.eventlog import JsonlLog
-    from edge.runner import build_pipeline
-    from edge.sources import open_source
-    from edge.stats import RunStats
+    from edge.build import build
+    from edge.runner import Runner
+    from edge.sinks.jsonl import JsonlLog
 
     overrides: dict[str, dict[str, Any]] = {
         "model": {"threads": spec.threads},
-        "source": {"width": spec.width, "height": spec.height, "loop": True},
+        "source": {"input": spec.clip, "width": spec.width, "height": spec.height,
+                   "loop": True},
+        "log": {"path": ""},  # the log below, in the temporary folder
     }
     if spec.model:
         overrides["model"]["path"] = spec.model
@@ -185,12 +172,9 @@ def _build(spec: RunSpec, log_path: Path) -> tuple[Any, Any, Any, Any]:
     if spec.detect_width:
         overrides.setdefault("detect", {})["width"] = spec.detect_width
     config = config_module.load(None, overrides)
-    pipeline = build_pipeline(config)
-    pipeline.detector = TimedDetector(pipeline.detector)
-    source = open_source(spec.clip, width=spec.width, height=spec.height, loop=True)
-    source.open()
-    log = JsonlLog(log_path).open()
-    return config, pipeline, source, (log, RunStats(pipeline.labels))
+    parts = build(config, [JsonlLog(log_path).open()])
+    parts.pipeline.detector = TimedDetector(parts.pipeline.detector)
+    return Runner(parts)
 
 
 def measure(spec: RunSpec, spawned_at: float) -> dict[str, Any]:
@@ -198,20 +182,16 @@ def measure(spec: RunSpec, spawned_at: float) -> dict[str, Any]:
     cores = pin_to({spec.pin} if spec.threads == 1 and spec.pin is not None else None)
     entered = time.time()
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
-        config, pipeline, source, (log, stats) = _profiled(
-            spec, "build", _build, spec, Path(tmp) / "events.jsonl")
+        runner = _build(spec, Path(tmp) / "events.jsonl")
         built = time.time()
-        try:
-            samples, totals, first_result, faces, wall = _profiled(
-                spec, "loop", _loop, spec, pipeline, source, log, stats, spawned_at)
-        finally:
-            source.close()
-            log.close()
+        with runner.parts:
+            samples, totals, first_result, faces, wall = _loop(spec, runner, spawned_at)
     timed = len(totals)
+    config, pipeline = runner.config, runner.parts.pipeline
     model_path = config.model_path()
     return {
-        "label": spec.label, "source": spec.source, "width": spec.width, "height": spec.height,
-        "threads": spec.threads, "cores": cores,
+        "label": "edge int8", "source": spec.source, "width": spec.width,
+        "height": spec.height, "threads": spec.threads, "cores": cores,
         "pinned": spec.threads == 1 and spec.pin is not None,
         "frames": timed, "warmup": spec.warmup,
         "fps": round(timed / wall, 2) if wall > 0 else None,
@@ -228,26 +208,12 @@ def measure(spec: RunSpec, spawned_at: float) -> dict[str, Any]:
                       "load": round(built - entered, 3)},
         "peak_rss_mb": peak_rss_mb(),
         "model": str(model_path), "model_size_bytes": model_path.stat().st_size,
-        "runtime": pipeline.classifier.runtime, **spec.extra,
+        "runtime": pipeline.classifier.runtime,
     }
 
 
-def _profiled(spec: RunSpec, part: str, function: Any, *args: Any) -> Any:
-    """function(*args), under cProfile when spec.profile is set (stats to PROFILE.part)."""
-    if not spec.profile:
-        return function(*args)
-    import cProfile
-
-    profiler = cProfile.Profile()
-    try:
-        return profiler.runcall(function, *args)
-    finally:
-        profiler.dump_stats(f"{spec.profile}.{part}")
-
-
-def _loop(spec: RunSpec, pipeline: Any, source: Any, log: Any, stats: Any,
-          spawned_at: float) -> tuple[dict[str, list[float]], list[float], float | None, int,
-                                      float]:
+def _loop(spec: RunSpec, runner: Runner, spawned_at: float
+          ) -> tuple[dict[str, list[float]], list[float], float | None, int, float]:
     clock = time.perf_counter
     samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
     totals: list[float] = []
@@ -260,35 +226,27 @@ def _loop(spec: RunSpec, pipeline: Any, source: Any, log: Any, stats: Any,
             loop_start = clock()
             deadline = loop_start + spec.seconds
         t0 = clock()
-        frame = source.read(timeout=1.0)
-        if frame is None:
-            break
+        result = runner.step()
         t1 = clock()
-        result = pipeline.process(frame)
-        t2 = clock()
-        stats.add(result)
-        for event in result.events:
-            log.write(event)
-        t3 = clock()
+        if result is None:
+            break  # a looping file always has a next frame: this is a failure
         processed += 1
         if first_result is None and any(f.probabilities is not None for f in result.faces):
             first_result = time.time() - spawned_at
         if loop_start is None:
             continue
-        samples["decode"].append(t1 - t0)
-        for stage in STAGES[1:-1]:
+        for stage in STAGES:
             samples[stage].append(result.timings.get(stage, 0.0))
-        samples["sinks"].append(t3 - t2)
-        totals.append(t3 - t0)
+        totals.append(t1 - t0)
         faces += len(result.faces)
-        if t3 >= deadline:
+        if t1 >= deadline:
             break
     wall = clock() - loop_start if loop_start is not None else 0.0
     return samples, totals, first_result, faces, wall
 
 
 def _worker_main(argv: list[str]) -> int:
-    """`python -m edge.bench --worker SPEC_JSON SPAWNED_AT`: print one JSON result line."""
+    """`python -m edge.commands.bench --worker SPEC_JSON SPAWNED_AT`: one JSON result line."""
     spec = RunSpec(**json.loads(argv[1]))
     result = measure(spec, float(argv[2]))
     print(json.dumps(result), flush=True)
@@ -298,27 +256,22 @@ def _worker_main(argv: list[str]) -> int:
 # --- the parent: spawn workers, collect, report -------------------------------------
 
 
-def run_worker(spec: RunSpec, timeout: float | None = None,
-               command: list[str] | None = None) -> dict[str, Any]:
-    """Measure `spec` in a fresh process; a failure becomes {"error": ...}, not an exception.
-
-    `command` replaces `python -m edge.bench --worker` (the harness's baselines
-    speak the same protocol: SPEC_JSON SPAWNED_AT in, one JSON line out).
-    """
-    package_root = str(Path(__file__).resolve().parents[1])
+def run_worker(spec: RunSpec, timeout: float | None = None) -> dict[str, Any]:
+    """Measure `spec` in a fresh process; a failure becomes {"error": ...}, not an exception."""
+    package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    argv = command or [sys.executable, "-m", "edge.bench", "--worker"]
+    argv = [sys.executable, "-m", "edge.commands.bench", "--worker"]
     spawned_at = time.time()
     try:
         done = subprocess.run([*argv, json.dumps(asdict(spec)), repr(spawned_at)],
                               capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"label": spec.label, "error": f"timed out after {timeout:.0f}s"}
+        return {"label": "edge int8", "error": f"timed out after {timeout:.0f}s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"label": spec.label, "error": f"exit {done.returncode}: {tail}"}
+        return {"label": "edge int8", "error": f"exit {done.returncode}: {tail}"}
     return json.loads(lines[-1])
 
 

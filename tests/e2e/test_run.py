@@ -10,12 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 
 from edge.config import DEFAULT_CLIP
-from edge.eventlog import read_events
+from edge.sinks.jsonl import read_events
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "models" / "emotion_int8.tflite"
 
 
@@ -154,14 +155,11 @@ def test_signal_writes_final_summary_and_exits_zero(tmp_path: Path, sig: signal.
     process = start_looping_run(log)
     try:
         wait_for_lines(log, "summary")
-        sent = time.monotonic()
         process.send_signal(sig)
-        code = process.wait(timeout=10)
-        elapsed = time.monotonic() - sent
+        code = process.wait(timeout=10)  # a hang guard, not a speed claim
     finally:
         process.kill()
     assert code == 0, process.stderr.read() if process.stderr else ""
-    assert elapsed < 2.0
     events = list(read_events(log))
     assert events[-1]["event"] == "stop" and events[-1]["reason"] == sig.name
     assert events[-2]["event"] == "summary" and events[-2]["final"] is True
@@ -176,11 +174,28 @@ def test_sigkill_leaves_only_whole_lines(tmp_path: Path) -> None:
         process.wait(timeout=10)
     finally:
         process.kill()
-    lines = log.read_bytes().split(b"\n")
-    whole = [line for line in lines[:-1]]
-    assert all(json.loads(line)["event"] for line in whole)  # every finished line parses
-    assert len(list(read_events(log))) >= len(whole)
-    # A restart appends cleanly after whatever the kill left.
+    *whole, tail = log.read_bytes().split(b"\n")
+    assert tail == b""  # each line is one os.write: the kill left no partial line
+    assert all(json.loads(line)["event"] for line in whole)
+    # A kill can still tear a line on a full or failing disk: make one, then restart.
+    with open(log, "ab") as f:
+        f.write(b'{"event":"emotion","fr')
     result = edge_run("run", "--log", str(log), "--max-frames", "3", "--quiet")
     assert result.returncode == 0
-    assert list(read_events(log))[-1]["event"] == "stop"
+    _, restarted = log.read_bytes().split(b'"fr\n')  # the restart began on a fresh line
+    assert restarted.startswith(b'{"event":"start"')
+    events = list(read_events(log))  # the torn line is skipped, every other line parses
+    assert len(events) == len(whole) + restarted.count(b"\n")
+    assert events[-1]["event"] == "stop"
+
+
+def test_no_image_is_written_unless_snapshots_are_asked_for(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "edge.cli", "run", "--quiet", "--max-frames", "40",
+               "--log", str(tmp_path / "events.jsonl")]
+    subprocess.run(command, cwd=tmp_path, check=True, timeout=120)
+    images = [p for p in tmp_path.rglob("*") if p.suffix.lower() in (".jpg", ".png", ".bmp")]
+    assert images == []
+    snaps = tmp_path / "snaps"
+    subprocess.run([*command, "--snapshots", str(snaps)], cwd=tmp_path, check=True, timeout=120)
+    written = sorted(snaps.glob("*.jpg"))
+    assert written and cv2.imread(str(written[0])) is not None

@@ -20,12 +20,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 
-from edge.eventlog import log_files, read_events
+from edge.errors import CliError
 from edge.labels import FER2013_LABELS
+from edge.sinks.jsonl import log_files, read_events
 
 TABLE_ROWS = 48  # the most recent buckets printed; the CSV has them all
 DENSE_BUCKETS = 150  # past this many bars, no gaps, edges or markers: they would be all
@@ -35,15 +36,6 @@ EMOTION_COLOURS = {
     "Sad": "#1f77b4", "Surprise": "#ff7f0e", "Neutral": "#b0b0b0",
 }
 OTHER_COLOURS = ("#9467bd", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#2ca02c")
-
-
-class ReportError(click.ClickException):
-    """One line `edge-run: error: ...` on stderr, exit status 2, no traceback."""
-
-    exit_code = 2
-
-    def show(self, file: IO[str] | None = None) -> None:
-        click.echo(f"edge-run: error: {self.format_message()}", err=True, file=file)
 
 
 @dataclass
@@ -92,9 +84,9 @@ def parse_ts(text: Any) -> datetime | None:
 def load(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """The summary lines, and the labels in model order (from `start`, else as seen)."""
     if path.is_dir():
-        raise ReportError(f"{path}: is a folder, not an event log")
+        raise CliError(f"{path}: is a folder, not an event log")
     if not log_files(path):
-        raise ReportError(f"{path}: no such file")
+        raise CliError(f"{path}: no such file")
     summaries: list[dict[str, Any]] = []
     labels: list[str] = []
     try:
@@ -104,9 +96,9 @@ def load(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
             elif event["event"] == "summary" and parse_ts(event.get("ts")):
                 summaries.append(event)
     except OSError as exc:
-        raise ReportError(f"{exc.filename or path}: {exc.strerror or exc}") from None
+        raise CliError(f"{exc.filename or path}: {exc.strerror or exc}") from None
     if not summaries:
-        raise ReportError(f"{path}: no summary events (is this an edge-emotion event log?)")
+        raise CliError(f"{path}: no summary events (is this an edge-emotion event log?)")
     return summaries, _all_labels(labels, summaries)
 
 
@@ -180,7 +172,7 @@ def write_csv(path: Path, buckets: list[Bucket], labels: list[str]) -> None:
         with open(path, "w", newline="") as f:
             csv.writer(f).writerows(csv_rows(buckets, labels))
     except OSError as exc:
-        raise ReportError(f"{path}: {exc.strerror or exc}") from None
+        raise CliError(f"{path}: {exc.strerror or exc}") from None
 
 
 def format_table(buckets: list[Bucket], labels: list[str], by: str) -> str:
@@ -227,7 +219,7 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise ReportError("--plot needs matplotlib: pip install 'edge-emotion[report]'"
+        raise CliError("--plot needs matplotlib: pip install 'edge-emotion[report]'"
                           ) from None
     matplotlib.use("Agg")  # no display on a headless device or CI
     import matplotlib.pyplot as plt
@@ -264,7 +256,7 @@ def plot(path: Path, buckets: list[Bucket], labels: list[str], by: str, title: s
     try:
         fig.savefig(path)
     except OSError as exc:
-        raise ReportError(f"{path}: {exc.strerror or exc}") from None
+        raise CliError(f"{path}: {exc.strerror or exc}") from None
     finally:
         plt.close(fig)
 

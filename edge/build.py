@@ -1,0 +1,108 @@
+"""Config -> the running parts: source, pipeline and sinks. The one assembler.
+
+`edge-run run`, `check`, `bench` and the soak test all build through here, so
+what they exercise is what the service runs. Everything opened is owned by the
+returned `Parts`: closing it (or leaving its `with`) closes the sinks and then the
+source, and a failure half-way closes whatever was already open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from edge.classify import EmotionClassifier
+from edge.config import DEFAULT_CLIP, Config
+from edge.faces import FaceDetector, LandmarkPredictor, find_landmark_model
+from edge.pipeline import Pipeline
+from edge.sinks import EventSink, FrameSink
+from edge.sources import Source, open_source
+
+
+def build_pipeline(config: Config) -> Pipeline:
+    """Model, landmarks and detector: the slow, fallible part of start-up."""
+    classifier = EmotionClassifier(config.model_path(), threads=config.model.threads,
+                                   mirror_average=config.mirror_average())
+    landmarks = LandmarkPredictor(find_landmark_model(config.model.landmarks or None))
+    return Pipeline(FaceDetector(config.detect), landmarks, classifier, config.detect,
+                    smoothing=config.model.smoothing, blink=config.blink)
+
+
+def build_source(config: Config) -> Source:
+    """The source, not yet opened."""
+    s = config.source
+    return open_source(s.input or str(DEFAULT_CLIP), width=s.width, height=s.height, fps=s.fps,
+                       keep_color=config.display.mode != "none" or bool(config.snapshots.dir),
+                       loop=s.loop, realtime=s.realtime, retry_initial=s.retry_initial,
+                       retry_max=s.retry_max)
+
+
+def open_event_sinks(config: Config, stack: contextlib.ExitStack) -> list[EventSink]:
+    """The configured event outputs, opened; `stack` closes them."""
+    sinks: list[EventSink] = []
+    if config.log.path:
+        from edge.sinks.jsonl import JsonlLog
+
+        log = JsonlLog(config.log.path, config.log.max_bytes, config.log.backups)
+        sinks.append(stack.enter_context(log))
+    if config.mqtt.enabled:  # paho is imported (and needed) only then
+        from edge.sinks.mqtt import MqttSink
+
+        sinks.append(stack.enter_context(MqttSink(config.mqtt)))
+    return sinks
+
+
+def open_frame_sinks(config: Config, stack: contextlib.ExitStack) -> list[FrameSink]:
+    """The configured picture outputs, opened; `stack` closes them."""
+    sinks: list[FrameSink] = []
+    from edge.sinks.display import open_display
+
+    display = open_display(config.display.mode, config.display.framebuffer)
+    if display is not None:
+        stack.callback(display.close)
+        sinks.append(display)
+    if config.snapshots.dir:
+        from edge.sinks.snapshots import SnapshotWriter
+
+        sinks.append(SnapshotWriter(config.snapshots.dir, config.snapshots.every))
+    return sinks
+
+
+@dataclass
+class Parts:
+    """Everything a run needs, opened; a context manager that closes it all."""
+
+    config: Config
+    source: Source
+    pipeline: Pipeline
+    events: list[EventSink] = field(default_factory=list)
+    frames: list[FrameSink] = field(default_factory=list)
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def __enter__(self) -> Parts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+def build(config: Config, extra_events: Iterable[EventSink] = (), sinks: bool = True) -> Parts:
+    """Open the pipeline, the source and (with `sinks`) every configured output.
+
+    `extra_events` are sinks the caller made (the console); they are closed too.
+    """
+    pipeline = build_pipeline(config)
+    source = build_source(config)
+    with contextlib.ExitStack() as stack:
+        source.open()
+        stack.callback(source.close)  # closed last: sinks may still report on it
+        events = open_event_sinks(config, stack) if sinks else []
+        for sink in extra_events:
+            stack.callback(sink.close)
+            events.append(sink)
+        frames = open_frame_sinks(config, stack) if sinks else []
+        return Parts(config, source, pipeline, events, frames, stack.pop_all())
