@@ -253,7 +253,7 @@ class BlinkDetector:
         score, ear_z, look_z = self._score(sample)
         self.score = score
         if self._closure is None:
-            self._update_open(sample, patches, interval, frame_index, score, ear_z)
+            self._update_open(sample, patches, interval, frame_index, score, ear_z, look_z)
             return None
         return self._update_closed(sample, patches, interval, frame_index, score, ear_z,
                                    look_z)
@@ -283,15 +283,19 @@ class BlinkDetector:
             self.eyes.learn(patches, interval)
 
     def _update_open(self, sample: _Sample, patches: list[np.ndarray] | None,
-                     interval: float, frame_index: int, score: float, ear_z: float) -> None:
+                     interval: float, frame_index: int, score: float, ear_z: float,
+                     look_z: float | None) -> None:
         timestamp = sample.timestamp
         if score < self.open_sigma:
             self._armed = True
         in_refractory = (self._last_blink_end is not None
                          and timestamp - self._last_blink_end < self.refractory)
         ratio = self._ear_ratio(sample)
-        closing = ((score >= self.close_sigma and ear_z >= 0.0 and self._armed)
-                   or ratio < self.close_ratio)
+        # The EAR alone (no patches) is one noisy cue: its dip must also be a visible
+        # lid movement, below open_ratio of the open level.
+        deep_enough = look_z is not None or ratio < self.open_ratio
+        closing = ((score >= self.close_sigma and ear_z >= 0.0 and self._armed
+                    and deep_enough) or ratio < self.close_ratio)
         if not closing or in_refractory:
             self._learn(sample, patches, interval)
             self._last_open = timestamp
@@ -308,16 +312,18 @@ class BlinkDetector:
         closure = self._closure
         assert closure is not None
         timestamp = sample.timestamp
+        reference = closure.baseline
         if timestamp - closure.start_time > self.max_duration:
             # Too long for a blink: maybe the eyes are shut, maybe the open level
             # itself changed (head turned down). Let the statistics follow; if the
             # change stays, the closure ends uncounted.
             self._learn(sample, patches, interval)
+            reference = self.baseline or reference
         closure.peak = max(closure.peak, score)
         cues = (ear_z,) if look_z is None else (ear_z, look_z)
         by_sigma = (score >= max(self.open_sigma, PEAK_FRACTION * closure.peak)
                     and min(cues) >= self.open_sigma)
-        by_ratio = float(sample.ears.mean()) < self.open_ratio * closure.baseline
+        by_ratio = float(sample.ears.mean()) < self.open_ratio * reference
         if by_sigma or by_ratio:
             closure.last_time = timestamp
             closure.min_ear = min(closure.min_ear, float(sample.ears.mean()))
