@@ -84,6 +84,7 @@ RATE_WINDOW = 60.0
 EAR_SPREAD_FLOOR = 0.02  # x the open EAR: below a landmark's sub-pixel jitter
 DISTANCE_SPREAD_FLOOR = 0.002  # 1 - correlation: below sensor noise on a still eye
 PEAK_FRACTION = 0.5  # open again below half the closure's peak score
+EVIDENCE_TIME = 0.1  # seconds: a blink's lid is down >= ~0.1 s, see _update_closed
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ class _Closure:
     min_ear: float
     baseline: float
     peak: float
+    last_score: float  # the latest closed sample's score
+    evidence: float = 0.0  # sum of score x time to the next sample, in sigma-seconds
 
 
 @dataclass(frozen=True)
@@ -303,7 +306,7 @@ class BlinkDetector:
         before = self._last_open if self._last_open is not None else timestamp
         baseline = self.baseline or float(sample.ears.mean())
         self._closure = _Closure(frame_index, timestamp, before, timestamp,
-                                 float(sample.ears.mean()), baseline, score)
+                                 float(sample.ears.mean()), baseline, score, score)
         self._armed = False
 
     def _update_closed(self, sample: _Sample, patches: list[np.ndarray] | None,
@@ -319,6 +322,8 @@ class BlinkDetector:
             # change stays, the closure ends uncounted.
             self._learn(sample, patches, interval)
             reference = self.baseline or reference
+        # Each closed sample stands for the time until the next one.
+        closure.evidence += max(0.0, closure.last_score) * (timestamp - closure.last_time)
         closure.peak = max(closure.peak, score)
         cues = (ear_z,) if look_z is None else (ear_z, look_z)
         by_sigma = (score >= max(self.open_sigma, PEAK_FRACTION * closure.peak)
@@ -326,6 +331,7 @@ class BlinkDetector:
         by_ratio = float(sample.ears.mean()) < self.open_ratio * reference
         if by_sigma or by_ratio:
             closure.last_time = timestamp
+            closure.last_score = score
             closure.min_ear = min(closure.min_ear, float(sample.ears.mean()))
             return None
         self._closure = None
@@ -339,6 +345,8 @@ class BlinkDetector:
         shortest = closure.last_time - closure.start_time
         longest = timestamp - closure.open_before
         if longest < self.min_duration or shortest > self.max_duration:
+            return None
+        if closure.evidence < self.close_sigma * EVIDENCE_TIME:
             return None
         self.count += 1
         self.last_blink = blink
