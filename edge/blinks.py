@@ -38,7 +38,12 @@ How a blink is found:
    blink, and was not cut by a gap (no face) longer than `max_gap`. Sampling
    blurs the span by one frame interval, so the longest span the closure could
    have had is tested: one closed frame at 30 fps is jitter, one at 7.7 fps (a
-   fast blink between two frames 0.13 s apart) is a blink.
+   fast blink between two frames 0.13 s apart) may be a blink.
+6. ...and when it gathered enough evidence (score x time: a shallow one-frame dip
+   at 17 fps is a twitch, the same dip at 7.7 fps stands for 0.13 s of lid), and
+   was not a glance: the patch changed and stayed changed while the lids did not
+   move (a gaze shift or a turn of the head; at 6 fps that is one frame, as short
+   as a blink).
 
 Pure numpy + OpenCV, no dlib: unit-testable with synthetic series and patches.
 """
@@ -84,7 +89,8 @@ RATE_WINDOW = 60.0
 EAR_SPREAD_FLOOR = 0.02  # x the open EAR: below a landmark's sub-pixel jitter
 DISTANCE_SPREAD_FLOOR = 0.002  # 1 - correlation: below sensor noise on a still eye
 PEAK_FRACTION = 0.5  # open again below half the closure's peak score
-EVIDENCE_TIME = 0.1  # seconds: a blink's lid is down >= ~0.1 s, see _update_closed
+EVIDENCE_TIME = 0.1  # seconds: a blink's lid is down ~0.1 s or more (see _is_blink)
+GLANCE_EAR, STEP = 0.5, 0.8  # a glance is no blink (see _is_blink)
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,8 @@ class _Closure:
     peak: float
     last_score: float  # the latest closed sample's score
     evidence: float = 0.0  # sum of score x time to the next sample, in sigma-seconds
+    ear_peak: float = 0.0  # the deepest EAR dip in the closure, in sigmas
+    look_peak: float = 0.0  # the largest appearance change in the closure, in sigmas
 
 
 @dataclass(frozen=True)
@@ -306,7 +314,8 @@ class BlinkDetector:
         before = self._last_open if self._last_open is not None else timestamp
         baseline = self.baseline or float(sample.ears.mean())
         self._closure = _Closure(frame_index, timestamp, before, timestamp,
-                                 float(sample.ears.mean()), baseline, score, score)
+                                 float(sample.ears.mean()), baseline, score, score,
+                                 ear_peak=ear_z, look_peak=look_z or 0.0)
         self._armed = False
 
     def _update_closed(self, sample: _Sample, patches: list[np.ndarray] | None,
@@ -332,6 +341,8 @@ class BlinkDetector:
         if by_sigma or by_ratio:
             closure.last_time = timestamp
             closure.last_score = score
+            closure.look_peak = max(closure.look_peak, look_z or 0.0)
+            closure.ear_peak = max(closure.ear_peak, ear_z)
             closure.min_ear = min(closure.min_ear, float(sample.ears.mean()))
             return None
         self._closure = None
@@ -339,20 +350,37 @@ class BlinkDetector:
         self._last_open = timestamp
         blink = Blink(closure.start_frame, frame_index, closure.start_time, timestamp,
                       closure.min_ear, closure.baseline, closure.peak)
-        # Sampling blurs the closed span: it lasted at least last_time - start_time
-        # and at most timestamp - open_before. Reject only what is surely too short
-        # or surely too long for a blink.
-        shortest = closure.last_time - closure.start_time
-        longest = timestamp - closure.open_before
-        if longest < self.min_duration or shortest > self.max_duration:
-            return None
-        if closure.evidence < self.close_sigma * EVIDENCE_TIME:
+        if not self._is_blink(closure, timestamp, look_z):
             return None
         self.count += 1
         self.last_blink = blink
         self._last_blink_end = timestamp
         self._blink_times.append(timestamp)
         return blink
+
+    def _is_blink(self, closure: _Closure, reopened: float, look_z: float | None) -> bool:
+        """Whether a closure that ended at `reopened` was a blink."""
+        # Sampling blurs the closed span: it lasted at least last_time - start_time
+        # and at most reopened - open_before. Reject only what is surely too short
+        # or surely too long for a blink.
+        shortest = closure.last_time - closure.start_time
+        longest = reopened - closure.open_before
+        if longest < self.min_duration or shortest > self.max_duration:
+            return False
+        # Evidence: each closed sample's score times the time it stands for. A blink
+        # keeps the lid down ~0.1 s or more, so it gathers close_sigma x EVIDENCE_TIME:
+        # one frame just over the threshold does at 7.7 fps (0.13 s a frame), not at
+        # 17 fps, where a real blink shows in several frames or far deeper.
+        if closure.evidence < self.close_sigma * EVIDENCE_TIME:
+            return False
+        # A glance, not a blink: the lids barely moved (EAR dip under GLANCE_EAR x
+        # close_sigma), and on reopening the eye still looks as far from its open
+        # template as at the closure's height (STEP of its peak): the eye moved or
+        # the head turned; a lid that closed and reopened shows the eye as before.
+        # (After a real blink the gaze often moves too; then the lids did dip.)
+        moved = (look_z is not None
+                 and look_z >= max(self.close_sigma, STEP * closure.look_peak))
+        return not (moved and closure.ear_peak < GLANCE_EAR * self.close_sigma)
 
     def _drop_closure_after_gap(self, timestamp: float) -> None:
         """A closure with a long hole in it has an unknown end: not a countable blink."""
