@@ -57,7 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.eyes import DEFAULT_TIME_CONSTANT, EyeAppearance
-from edge.landmarks import LEFT_EYE, RIGHT_EYE, eye_aspect_ratio
+from edge.landmarks import LEFT_EYE, RIGHT_EYE
 
 # Defaults, and why (times in seconds, measured on bench/blink_eval.py's clips;
 # docs/BLINKS.md has the figures):
@@ -135,15 +135,100 @@ class _Closure:
 @dataclass(frozen=True)
 class _Sample:
     timestamp: float
-    ears: np.ndarray  # per eye (or one mean EAR)
+    ears: np.ndarray  # per eye (the mean EAR twice when only that is known)
     distances: np.ndarray | None  # per eye patch distance; None before a template
 
 
-def _robust(values: np.ndarray, floor: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-    """Median and robust sigma (1.4826 MAD, at least `floor`) of each column."""
-    median = np.median(values, axis=0)
-    spread = 1.4826 * np.median(np.abs(values - median), axis=0)
-    return median, np.maximum(spread, floor)
+class _History:
+    """Samples outside closures, oldest first, in growable numpy arrays: the
+    statistics of every frame are a few vectorised medians, no Python loops."""
+
+    def __init__(self) -> None:
+        self._times = np.empty(64)
+        self._ears = np.empty((64, 2))
+        self._distances = np.empty((64, 2))  # NaN where there was no template yet
+        self._start = self._end = 0
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    def append(self, sample: _Sample) -> None:
+        if self._end == len(self._times):
+            self._compact()
+        i = self._end
+        self._times[i] = sample.timestamp
+        self._ears[i] = sample.ears
+        self._distances[i] = np.nan if sample.distances is None else sample.distances
+        self._end += 1
+
+    def _compact(self) -> None:
+        n = len(self)
+        size = max(64, 2 * n)  # keeps the used part at most half of the arrays
+        for name in ("_times", "_ears", "_distances"):
+            old = getattr(self, name)
+            new = np.empty((size, *old.shape[1:]))
+            new[:n] = old[self._start:self._end]
+            setattr(self, name, new)
+        self._start, self._end = 0, n
+
+    def expire(self, now: float, window: float, keep: int) -> None:
+        """Drop samples older than `window` seconds, but keep the newest `keep`."""
+        times = self._times[self._start:self._end]
+        old = int(np.searchsorted(times, now - window, side="left"))
+        self._start += max(0, min(old, len(self) - keep))
+
+    @property
+    def ears(self) -> np.ndarray:
+        return self._ears[self._start:self._end]
+
+    @property
+    def distances_count(self) -> int:
+        """How many samples have a patch distance."""
+        return int(np.count_nonzero(~np.isnan(self._distances[self._start:self._end, 0])))
+
+    @property
+    def ears_and_distances(self) -> np.ndarray:
+        """(n, 4): both EARs and both patch distances of the samples that have both."""
+        rows = slice(self._start, self._end)
+        have = ~np.isnan(self._distances[rows, 0])
+        return np.hstack([self._ears[rows][have], self._distances[rows][have]])
+
+
+def _median(values: np.ndarray) -> np.ndarray:
+    """Column medians by partial sort: np.median's checks cost more than the work here."""
+    n = len(values)
+    k = n // 2
+    if n % 2:
+        return np.partition(values, k, axis=0)[k]
+    part = np.partition(values, (k - 1, k), axis=0)
+    return 0.5 * (part[k - 1] + part[k])
+
+
+def _robust(values: np.ndarray, relative: np.ndarray, absolute: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Median and robust sigma (1.4826 MAD) of each column; the sigma is at least
+    `relative` x the median plus `absolute` (floors per column)."""
+    median = _median(values)
+    spread = 1.4826 * _median(np.abs(values - median))
+    return median, np.maximum(spread, relative * median + absolute)
+
+
+# Floors of the (EAR, EAR, distance, distance) columns: see EAR_SPREAD_FLOOR.
+_RELATIVE_FLOOR = np.array([EAR_SPREAD_FLOOR, EAR_SPREAD_FLOOR, 0.0, 0.0])
+_ABSOLUTE_FLOOR = np.array([0.0, 0.0, DISTANCE_SPREAD_FLOOR, DISTANCE_SPREAD_FLOOR])
+
+
+def _eye_ears(landmarks: np.ndarray) -> np.ndarray:
+    """Both eyes' EAR (edge.landmarks.eye_aspect_ratio, in plain floats: 12 points cost
+    less this way than in numpy): the subject's right eye, then the left."""
+    pts = np.asarray(landmarks).reshape(68, 2)
+    ears = []
+    for p1, p2, p3, p4, p5, p6 in (pts[RIGHT_EYE].tolist(), pts[LEFT_EYE].tolist()):
+        vertical = (math.hypot(p2[0] - p6[0], p2[1] - p6[1])
+                    + math.hypot(p3[0] - p5[0], p3[1] - p5[1]))
+        horizontal = math.hypot(p1[0] - p4[0], p1[1] - p4[1])
+        ears.append(vertical / (2.0 * horizontal) if horizontal > 0 else 0.0)
+    return np.array(ears)
 
 
 class BlinkDetector:
@@ -187,7 +272,7 @@ class BlinkDetector:
 
     def reset(self) -> None:
         """Forget everything learnt (e.g. the track was lost and its id reused)."""
-        self._open: deque[_Sample] = deque()  # samples outside closures
+        self._open = _History()  # samples outside closures
         self._closure: _Closure | None = None
         self._armed = True  # the score was back near open since the last closure
         self._last_sample: float | None = None  # timestamp of the last valid sample
@@ -198,6 +283,8 @@ class BlinkDetector:
         self.count = 0
         self.last_blink: Blink | None = None
         self.score = 0.0  # the latest closure score, in robust sigmas
+        self.ear: float | None = None  # the latest mean EAR seen by `observe`
+        self._level: float | None = None  # open-eye mean EAR found by the last _score
         if self.eyes is not None:
             self.eyes.reset()
 
@@ -211,7 +298,7 @@ class BlinkDetector:
         """The open-eye mean EAR, or None while warming up."""
         if len(self._open) < self.warmup_samples:
             return None
-        return float(np.median([s.ears.mean() for s in self._open]))
+        return float(np.median(self._open.ears.mean(axis=1)))
 
     def observe(self, timestamp: float, frame_index: int, gray: np.ndarray | None,
                 landmarks: np.ndarray | None) -> Blink | None:
@@ -219,7 +306,8 @@ class BlinkDetector:
         if landmarks is None:
             return self._step(timestamp, frame_index, None, None)
         pts = np.asarray(landmarks).reshape(68, 2)
-        ears = np.array([eye_aspect_ratio(pts[RIGHT_EYE]), eye_aspect_ratio(pts[LEFT_EYE])])
+        ears = _eye_ears(pts)
+        self.ear = 0.5 * float(ears[0] + ears[1])
         patches = None
         if self.eyes is not None and gray is not None:
             try:
@@ -232,7 +320,7 @@ class BlinkDetector:
         """Feed one frame's mean EAR only (None or NaN: no face in this frame)."""
         if ear is None or not np.isfinite(ear):
             return self._step(timestamp, frame_index, None, None)
-        return self._step(timestamp, frame_index, np.array([float(ear)]), None)
+        return self._step(timestamp, frame_index, np.array([float(ear)] * 2), None)
 
     def rate_per_minute(self, now: float) -> float:
         """Blinks per minute over the last 60 s (or since the first frame if sooner)."""
@@ -244,7 +332,7 @@ class BlinkDetector:
 
     # -- one frame ------------------------------------------------------------
     def _step(self, timestamp: float, frame_index: int, ears: np.ndarray | None,
-              patches: list[np.ndarray] | None) -> Blink | None:
+              patches: np.ndarray | None) -> Blink | None:
         if self._first_time is None:
             self._first_time = timestamp
         self._drop_closure_after_gap(timestamp)
@@ -271,29 +359,32 @@ class BlinkDetector:
 
     def _score(self, sample: _Sample) -> tuple[float, float, float | None]:
         """(fused score, EAR dip, appearance dip), each in robust sigmas."""
-        ears = np.stack([s.ears for s in self._open])
-        median, spread = _robust(ears, EAR_SPREAD_FLOOR * np.median(ears, axis=0))
-        ear_z = float(np.mean((median - sample.ears) / spread))
-        if sample.distances is None:
+        history = self._open
+        if sample.distances is None or history.distances_count < self.warmup_samples:
+            median, spread = _robust(history.ears, _RELATIVE_FLOOR[:2], _ABSOLUTE_FLOOR[:2])
+            z = (median - sample.ears) / spread
+            self._level = 0.5 * float(median[0] + median[1])
+            ear_z = 0.5 * float(z[0] + z[1])
             return ear_z, ear_z, None
-        seen = [s.distances for s in self._open if s.distances is not None]
-        if len(seen) < self.warmup_samples:
-            return ear_z, ear_z, None
-        median, spread = _robust(np.stack(seen), DISTANCE_SPREAD_FLOOR)
-        look_z = float(np.mean((sample.distances - median) / spread))
+        median, spread = _robust(history.ears_and_distances, _RELATIVE_FLOOR, _ABSOLUTE_FLOOR)
+        z = (np.concatenate([median[:2] - sample.ears, sample.distances - median[2:]])
+             / spread).tolist()
+        self._level = 0.5 * float(median[0] + median[1])
+        ear_z, look_z = 0.5 * (z[0] + z[1]), 0.5 * (z[2] + z[3])
         return (ear_z + look_z) / math.sqrt(2.0), ear_z, look_z
 
     def _ear_ratio(self, sample: _Sample) -> float:
-        baseline = self.baseline
-        return float(sample.ears.mean()) / baseline if baseline else 1.0
+        """The sample's EAR over the open level found by the last `_score`."""
+        level = self._level
+        return float(sample.ears.mean()) / level if level else 1.0
 
-    def _learn(self, sample: _Sample, patches: list[np.ndarray] | None,
+    def _learn(self, sample: _Sample, patches: np.ndarray | None,
                interval: float) -> None:
         self._open.append(sample)
         if patches is not None and self.eyes is not None:
             self.eyes.learn(patches, interval)
 
-    def _update_open(self, sample: _Sample, patches: list[np.ndarray] | None,
+    def _update_open(self, sample: _Sample, patches: np.ndarray | None,
                      interval: float, frame_index: int, score: float, ear_z: float,
                      look_z: float | None) -> None:
         timestamp = sample.timestamp
@@ -318,7 +409,7 @@ class BlinkDetector:
                                  ear_peak=ear_z, look_peak=look_z or 0.0)
         self._armed = False
 
-    def _update_closed(self, sample: _Sample, patches: list[np.ndarray] | None,
+    def _update_closed(self, sample: _Sample, patches: np.ndarray | None,
                        interval: float, frame_index: int, score: float, ear_z: float,
                        look_z: float | None) -> Blink | None:
         closure = self._closure
@@ -390,9 +481,7 @@ class BlinkDetector:
 
     def _expire(self, now: float) -> None:
         # Keep the newest few even when old, so a face back from a gap keeps its level.
-        while (len(self._open) > self.warmup_samples
-               and now - self._open[0].timestamp > self.baseline_window):
-            self._open.popleft()
+        self._open.expire(now, self.baseline_window, self.warmup_samples)
 
     def _expire_blinks(self, now: float) -> None:
         while self._blink_times and now - self._blink_times[0] >= RATE_WINDOW:

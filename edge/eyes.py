@@ -42,7 +42,7 @@ def eye_patch(gray: np.ndarray, eye: np.ndarray, margin: int = 0) -> np.ndarray:
         raise ValueError("degenerate eye: corners coincide")
     cos, sin = axis / width * (CORNER_SPAN / width)
     out_w, out_h = PATCH_W + 2 * margin, PATCH_H + 2 * margin
-    centre = pts.mean(axis=0)
+    centre = pts.sum(axis=0) / 6.0
     # Rotate and scale about the eye centre, which lands on the patch centre.
     matrix = np.array([[cos, sin, 0.0], [-sin, cos, 0.0]])
     matrix[:, 2] = (out_w / 2.0, out_h / 2.0) - matrix[:, :2] @ centre
@@ -61,34 +61,47 @@ class EyeAppearance:
         self.reset()
 
     def reset(self) -> None:
-        self._templates: list[np.ndarray] | None = None
+        self._templates: np.ndarray | None = None  # (2, PATCH_H, PATCH_W)
+        self._unit: np.ndarray | None = None  # the templates, zero-mean, unit norm
 
     @property
     def ready(self) -> bool:
         return self._templates is not None
 
-    def patches(self, gray: np.ndarray, landmarks: np.ndarray) -> list[np.ndarray]:
-        """Both eyes' patches (subject's right, then left), with the search margin."""
+    def patches(self, gray: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """Both eyes' patches (subject's right, then left) with the search margin:
+        (2, PATCH_H + 2 SHIFT, PATCH_W + 2 SHIFT) float32."""
         pts = np.asarray(landmarks).reshape(68, 2)
-        return [eye_patch(gray, pts[RIGHT_EYE], SHIFT), eye_patch(gray, pts[LEFT_EYE], SHIFT)]
+        return np.stack([eye_patch(gray, pts[RIGHT_EYE], SHIFT),
+                         eye_patch(gray, pts[LEFT_EYE], SHIFT)])
 
-    def distance(self, patches: list[np.ndarray]) -> np.ndarray | None:
-        """Per eye, 1 - best correlation with the open template (0 = same); None untrained."""
-        if self._templates is None:
+    def distance(self, patches: np.ndarray) -> np.ndarray | None:
+        """Per eye, 1 - best correlation with the open template (0 = same); None untrained.
+
+        The normalised cross-correlation at each of the (2 SHIFT + 1)^2 offsets, in
+        numpy: for patches this small, a few vector operations beat cv2.matchTemplate.
+        """
+        if self._unit is None:
             return None
-        out = np.empty(len(patches))
-        for i, (patch, template) in enumerate(zip(patches, self._templates, strict=True)):
-            scores = cv2.matchTemplate(patch, template, cv2.TM_CCOEFF_NORMED)
-            out[i] = 1.0 - float(scores.max())
-        return out
+        n = PATCH_H * PATCH_W
+        eyes = len(patches)
+        windows = np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(
+            patches, (PATCH_H, PATCH_W), axis=(1, 2))).reshape(eyes, -1, n)  # (2, 9, n)
+        sums = windows.sum(axis=-1)
+        energy = np.einsum("ekn,ekn->ek", windows, windows) - sums * sums / n
+        cross = np.matmul(windows, self._unit.reshape(eyes, n, 1))[..., 0]
+        correlation = cross / np.sqrt(np.maximum(energy, 1e-6))
+        return 1.0 - correlation.max(axis=1).astype(np.float64)
 
-    def learn(self, patches: list[np.ndarray], interval: float) -> None:
+    def learn(self, patches: np.ndarray, interval: float) -> None:
         """Blend open-eye patches into the templates with the weight of `interval` seconds
         (the frame interval), so the template's memory is the same at 6 or 30 fps."""
-        cores = [p[SHIFT:-SHIFT, SHIFT:-SHIFT] if SHIFT else p for p in patches]
+        cores = patches[:, SHIFT:SHIFT + PATCH_H, SHIFT:SHIFT + PATCH_W]
         if self._templates is None:
-            self._templates = [c.copy() for c in cores]
-            return
-        alpha = np.float32(1.0 - math.exp(-max(0.0, interval) / self.time_constant))
-        for template, core in zip(self._templates, cores, strict=True):
-            template += alpha * (core - template)
+            self._templates = cores.copy()
+        else:
+            alpha = np.float32(1.0 - math.exp(-max(0.0, interval) / self.time_constant))
+            self._templates += alpha * (cores - self._templates)
+        unit = self._templates - self._templates.mean(axis=(1, 2), keepdims=True)
+        norm = np.sqrt((unit * unit).sum(axis=(1, 2), keepdims=True))
+        self._unit = unit / np.maximum(norm, 1e-6)

@@ -16,7 +16,6 @@ from edge import events
 from edge.align import align_face
 from edge.blinks import BlinkDetector
 from edge.config import BlinkConfig, DetectConfig
-from edge.landmarks import mean_ear
 from edge.smoothing import EmotionSmoother
 from edge.tracking import FaceTracker, Track
 from edge.types import Box, Detection, Event, Face, Frame, FrameResult
@@ -138,8 +137,8 @@ class Pipeline:
         detector = state.blinks
         if detector is None or face.landmarks is None:
             return None
-        face.ear = mean_ear(face.landmarks)
         blink = detector.observe(frame.timestamp, frame.index, frame.gray, face.landmarks)
+        face.ear = detector.ear
         face.eyes_closed = detector.closed
         face.blinks = detector.count
         if blink is None:
