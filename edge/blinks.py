@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -129,6 +129,17 @@ class _Closure:
     last_score: float  # the latest closed sample's score
     evidence: float = 0.0  # sum of score x time to the next sample, in sigma-seconds
     ear_peak: float = 0.0  # the deepest EAR dip in the closure, in sigmas
+    # (frame, time, score) of the closed samples within max_duration of the start
+    samples: list[tuple[int, float, float]] = field(default_factory=list)
+
+    def core_start(self) -> tuple[int, float]:
+        """Frame and time of the first sample at half the peak or more: where the lids
+        came down. A slow narrowing before (a smile, a glance down) starts a closure
+        earlier but is not the blink."""
+        for frame, time, score in self.samples:
+            if score >= PEAK_FRACTION * self.peak:
+                return frame, time
+        return self.start_frame, self.start_time
     look_peak: float = 0.0  # the largest appearance change in the closure, in sigmas
 
 
@@ -192,6 +203,15 @@ class _History:
         rows = slice(self._start, self._end)
         have = ~np.isnan(self._distances[rows, 0])
         return np.hstack([self._ears[rows][have], self._distances[rows][have]])
+
+
+def _both_eyes(a: float, b: float) -> float:
+    """Two eyes' appearance dips as one: their mean, but at most twice the weaker.
+
+    A blink closes both eyes; one eye's patch alone jumps when a landmark slips (the
+    detector's box changes size) or a glint crosses one lens. So the weaker eye must
+    show at least a third of the stronger's dip for the mean to count in full."""
+    return min(0.5 * (a + b), 2.0 * min(a, b))
 
 
 def _median(values: np.ndarray) -> np.ndarray:
@@ -370,7 +390,7 @@ class BlinkDetector:
         z = (np.concatenate([median[:2] - sample.ears, sample.distances - median[2:]])
              / spread).tolist()
         self._level = 0.5 * float(median[0] + median[1])
-        ear_z, look_z = 0.5 * (z[0] + z[1]), 0.5 * (z[2] + z[3])
+        ear_z, look_z = 0.5 * (z[0] + z[1]), _both_eyes(z[2], z[3])
         return (ear_z + look_z) / math.sqrt(2.0), ear_z, look_z
 
     def _ear_ratio(self, sample: _Sample) -> float:
@@ -406,7 +426,8 @@ class BlinkDetector:
         baseline = self.baseline or float(sample.ears.mean())
         self._closure = _Closure(frame_index, timestamp, before, timestamp,
                                  float(sample.ears.mean()), baseline, score, score,
-                                 ear_peak=ear_z, look_peak=look_z or 0.0)
+                                 ear_peak=ear_z, look_peak=look_z or 0.0,
+                                 samples=[(frame_index, timestamp, score)])
         self._armed = False
 
     def _update_closed(self, sample: _Sample, patches: np.ndarray | None,
@@ -435,11 +456,14 @@ class BlinkDetector:
             closure.look_peak = max(closure.look_peak, look_z or 0.0)
             closure.ear_peak = max(closure.ear_peak, ear_z)
             closure.min_ear = min(closure.min_ear, float(sample.ears.mean()))
+            if timestamp - closure.start_time <= self.max_duration:
+                closure.samples.append((frame_index, timestamp, score))
             return None
         self._closure = None
         self._learn(sample, patches, interval)
         self._last_open = timestamp
-        blink = Blink(closure.start_frame, frame_index, closure.start_time, timestamp,
+        start_frame, start_time = closure.core_start()
+        blink = Blink(start_frame, frame_index, start_time, timestamp,
                       closure.min_ear, closure.baseline, closure.peak)
         if not self._is_blink(closure, timestamp, look_z):
             return None
