@@ -20,9 +20,10 @@ How a blink is found:
    closure. Blinks take ~5% of the time, so neither statistic sees them, yet both
    follow slow changes of head pose, expression or lighting.
 2. Closure score: each cue's dip in robust sigmas (EAR below its median; patch
-   distance above its median), averaged over both eyes (one eye's glint or jitter
-   is diluted by the other), and the two cues summed / sqrt(2): independent
-   evidence adds up. A spread is never taken below a floor (2% of the open EAR,
+   distance above its median), over both eyes (the EAR's mean; the patches' mean,
+   but at most twice the weaker eye: a blink closes both, a slipped landmark or a
+   glint moves one), and the two cues summed / sqrt(2): independent evidence adds
+   up. A spread is never taken below a floor (2% of the open EAR,
    0.002 of correlation), so a perfectly still face does not make noise a blink.
 3. Closed when the score reaches `close_sigma` while the EAR is not above its
    open level (a lid that closes cannot widen the eye; a gaze shift or a turn of
@@ -32,6 +33,8 @@ How a blink is found:
    (or the score fell below half its peak): after a blink the eyes often look
    elsewhere, so the patch may not return to the old template while the lids
    have reopened. A new closure needs the score back below `open_sigma` first.
+   The event's frame is the closure's first frame at half its peak score: where
+   the lids came down, not a slow narrowing before (a smile).
 5. A closure counts as a blink when it lasted `min_duration`..`max_duration`
    seconds (a blink lasts ~0.1-0.4 s; longer is a deliberate or drowsy closure,
    or a turn of the head), came at least `refractory` seconds after the previous
@@ -61,9 +64,10 @@ from edge.landmarks import LEFT_EYE, RIGHT_EYE
 
 # Defaults, and why (times in seconds, measured on bench/blink_eval.py's clips;
 # docs/BLINKS.md has the figures):
-# - close_sigma 4.0: open-eye frames of four clips, two people, 7.7-30 fps, stay
-#   below a fused dip of ~4 robust sigmas; one-frame blinks of a small face seen
-#   at 7.7 fps reach 4-30.
+# - close_sigma 4.0: open-eye frames of four clips, two people, 7.7-30 fps (and
+#   the same clips thinned to 6-10 fps), stay below a fused dip of ~4 robust
+#   sigmas; one-frame blinks of a small face seen at 7.7 fps reach 4-30. 3.5
+#   finds one more blink at 7.7 fps and twice the false ones at 6-10 fps.
 # - open_sigma 2.0: a cue back within 2 sigmas of its open level is open.
 # - close_ratio 0.75 / open_ratio 0.85: the classic geometric rule, kept as a
 #   sufficient cue: a fully closed eye gives ~40-60% of the open EAR.

@@ -83,15 +83,16 @@ class ModelConfig:
 
 @dataclass
 class BlinkConfig:
-    # See edge/blinks.py for why these values; the thresholds are fractions of
-    # each person's own open-eye level, so glasses or narrow eyes need no change.
+    # See edge/blinks.py for why these values and docs/BLINKS.md for the figures; the
+    # thresholds are measured against each person's own open eyes (their noise, their
+    # level), so glasses, narrow eyes or a small face need no change.
     enabled: bool = True
     # Closed when the eyes' dip (EAR and, with appearance, the eye patches against
     # their open-eye templates) reaches close_sigma robust sigmas of this person's
     # own open-eye noise; open again when a cue is back within open_sigma.
     close_sigma: float = 4.0
     open_sigma: float = 2.0
-    appearance: bool = True  # compare eye patches too (~0.1 ms a face); false: EAR only
+    appearance: bool = True  # compare eye patches too (~0.2 ms a face); false: EAR only
     close_ratio: float = 0.75  # also closed below this x open-eye EAR (the classic cue)
     open_ratio: float = 0.85  # ...and held closed below this x open-eye EAR
     min_duration: float = 0.07  # seconds; shorter closures are landmark jitter
