@@ -1,9 +1,11 @@
 """The full benchmark: our pipeline against the original project's way and `fer`.
 
-    python bench/run_benchmarks.py                  # default budget (20 min), writes docs/
-    python bench/run_benchmarks.py --budget 300     # quicker and noisier
-    python bench/run_benchmarks.py --skip-fer --skip-original --size 640x480
-    python bench/run_benchmarks.py --report-only docs/benchmarks.json   # re-render only
+    python -m bench.run_benchmarks                  # default budget (20 min), writes docs/
+    python -m bench.run_benchmarks --budget 300     # quicker and noisier
+    python -m bench.run_benchmarks --skip-fer --skip-original --size 640x480
+    python -m bench.run_benchmarks --report-only docs/benchmarks.json   # re-render only
+
+(from the repository root: the baseline workers run as `python -m bench.baselines.NAME`).
 
 Needs the build extra (TensorFlow, matplotlib) for the baselines; edge-run bench
 is the device-side subset. Everything is measured in this one run, each
@@ -26,11 +28,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench" / "baselines"))
-
-from edge.bench import (  # noqa: E402
+from bench.baselines.fer_env import ensure_fer_env
+from bench.harness import Job, run_job
+from edge.commands.bench import (
     STAGES,
     RunSpec,
     allowed_cores,
@@ -38,12 +38,10 @@ from edge.bench import (  # noqa: E402
     machine_info,
     parse_size,
     prepare_clip,
-    run_worker,
 )
-from fer_env import ensure_fer_env  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[1]
 SCHEMA = "edge-emotion-benchmarks/1"
-BASELINES = REPO / "bench" / "baselines"
 SHARED = Path(os.environ.get("EDGE_SHARED_DIR", REPO.parent / "shared"))
 MEDIA = SHARED / "data" / "media" / "video"
 DEFAULT_INPUTS = (MEDIA / "open" / "pyfeat_single_face.mp4",
@@ -68,12 +66,17 @@ TARGETS = (("fps", 30.0, "end-to-end fps, 640x480, one core"),
 # --- setup ------------------------------------------------------------------------
 
 
+def baseline(name: str, python: str = sys.executable) -> tuple[str, ...]:
+    """The command of a bench/baselines module (spawn_worker puts the repository on the path)."""
+    return (python, "-m", f"bench.baselines.{name}")
+
+
 def make_models(out_dir: Path, int8: Path) -> dict[str, Any]:
     """Float32 TFLite, float Keras and original-size Keras models (TensorFlow, subprocess)."""
     import subprocess
 
-    done = subprocess.run([sys.executable, str(BASELINES / "make_models.py"), str(out_dir),
-                           "--int8", str(int8)], capture_output=True, text=True, timeout=900)
+    done = subprocess.run([*baseline("make_models"), str(out_dir), "--int8", str(int8)],
+                          capture_output=True, text=True, timeout=900, cwd=REPO)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -104,9 +107,9 @@ def fer_setup(venv: Path, tensorflow: bool, skip: bool) -> dict[str, Any]:
 
 def plan_runs(clips: dict[tuple[str, int, int], Path], threads: list[int], base: RunSpec,
               models: dict[str, Any], fer: dict[str, Any], fer_litert: bool,
-              skip_original: bool, skip_float: bool) -> list[tuple[str, RunSpec, list | None]]:
-    """(pipeline, spec, worker command) for every clip x size x threads, baselines beside ours."""
-    plan: list[tuple[str, RunSpec, list | None]] = []
+              skip_original: bool, skip_float: bool) -> list[tuple[str, Job]]:
+    """(pipeline, job) for every clip x size x threads, baselines beside ours."""
+    plan: list[tuple[str, Job]] = []
     for (source, width, height), clip in clips.items():
         for count in threads:
             spec = replace(base, clip=str(clip), source=source, width=width, height=height,
@@ -116,55 +119,54 @@ def plan_runs(clips: dict[tuple[str, int, int], Path], threads: list[int], base:
 
 
 def _group(spec: RunSpec, models: dict[str, Any], fer: dict[str, Any], fer_litert: bool,
-           skip_original: bool, skip_float: bool) -> list[tuple[str, RunSpec, list | None]]:
+           skip_original: bool, skip_float: bool) -> list[tuple[str, Job]]:
     reference = spec.width == 640 and spec.height == 480 and spec.threads == 1
-    group: list[tuple[str, RunSpec, list | None]] = [(EDGE, replace(spec, label=EDGE), None)]
+    group: list[tuple[str, Job]] = [(EDGE, Job(spec, EDGE))]
     if reference:
-        group.append((EDGE_EVERY, replace(spec, label=EDGE_EVERY, detect_every=1), None))
+        group.append((EDGE_EVERY, Job(replace(spec, detect_every=1), EDGE_EVERY)))
     if not skip_float and models.get("float_tflite"):
-        group.append((EDGE_FLOAT, replace(spec, label=EDGE_FLOAT, model=models["float_tflite"]),
-                      None))
+        group.append((EDGE_FLOAT, Job(replace(spec, model=models["float_tflite"]), EDGE_FLOAT)))
     if not skip_original and models.get("original_keras"):
-        group.append((ORIGINAL, replace(spec, label=ORIGINAL,
-                                        extra={"keras_model": models["original_keras"]}),
-                      [sys.executable, str(BASELINES / "original_worker.py")]))
+        group.append((ORIGINAL, Job(spec, ORIGINAL,
+                                    extra={"keras_model": models["original_keras"]},
+                                    command=baseline("original_worker"))))
     if fer.get("available"):
-        command = [fer["python"], str(BASELINES / "fer_worker.py")]
+        command = baseline("fer_worker", fer["python"])
         runtimes = ["tensorflow"] if fer.get("tensorflow") else []
         if (fer_litert and reference) or not runtimes:
             runtimes.append("litert")
         for runtime in runtimes:
             label = FER_TF if runtime == "tensorflow" else FER_LITERT
-            group.append((label, replace(spec, label=label, extra={"fer_runtime": runtime}),
-                          command))
+            group.append((label, Job(spec, label, extra={"fer_runtime": runtime},
+                                     command=command)))
     return group
 
 
-def seconds_per_run(budget: float, spent: float, plan: list[tuple[str, RunSpec, Any]],
+def seconds_per_run(budget: float, spent: float, plan: list[tuple[str, Job]],
                     reserve: float, repeat: int = 1) -> float:
     """Share what is left of the budget equally among the timed loops."""
-    overhead = repeat * sum(OVERHEAD_S.get(name, 5) for name, _, _ in plan)
+    overhead = repeat * sum(OVERHEAD_S.get(name, 5) for name, _ in plan)
     left = budget - spent - reserve - overhead
     return round(min(60.0, max(2.0, left / max(1, len(plan) * repeat))), 1)
 
 
-def execute(plan: list[tuple[str, RunSpec, Any]], seconds: float,
+def execute(plan: list[tuple[str, Job]], seconds: float,
             repeat: int = 1) -> list[dict[str, Any]]:
     """Each group (clip x size x threads) round-robin `repeat` times; keep each run's best.
 
     Best of N by fps: on a shared machine the fastest repetition is the one least
     disturbed by other work; all repetitions' fps are kept in `fps_samples`.
     """
-    groups: dict[tuple, list[tuple[str, RunSpec, Any]]] = {}
+    groups: dict[tuple, list[tuple[str, Job]]] = {}
     for item in plan:
-        spec = item[1]
+        spec = item[1].spec
         groups.setdefault((spec.source, spec.width, spec.height, spec.threads), []).append(item)
     runs, done = [], 0
     for group in groups.values():
         tries: list[list[dict[str, Any]]] = [[] for _ in group]
         for _ in range(repeat):
-            for index, (name, spec, command) in enumerate(group):
-                result = _run_one(name, replace(spec, seconds=seconds), command)
+            for index, (name, job) in enumerate(group):
+                result = _run_one(name, replace(job, spec=replace(job.spec, seconds=seconds)))
                 tries[index].append(result)
                 done += 1
                 print(f"[{done}/{len(plan) * repeat}] {_brief(result)}", file=sys.stderr,
@@ -173,9 +175,10 @@ def execute(plan: list[tuple[str, RunSpec, Any]], seconds: float,
     return runs
 
 
-def _run_one(name: str, spec: RunSpec, command: list | None) -> dict[str, Any]:
-    result = run_worker(spec, timeout=spec.seconds * 3 + 240, command=command)
-    result.update(pipeline=name, label=spec.label, source=spec.source, width=spec.width,
+def _run_one(name: str, job: Job) -> dict[str, Any]:
+    spec = job.spec
+    result = run_job(job, timeout=spec.seconds * 3 + 240)
+    result.update(pipeline=name, label=job.label, source=spec.source, width=spec.width,
                   height=spec.height, threads=spec.threads, load_1m=_load())
     return result
 
@@ -211,17 +214,17 @@ def classify_alone(threads: list[int], base: RunSpec, models: dict[str, Any],
     extra = {"int8": str(base.model or INT8_MODEL), "float32": models.get("float_tflite"),
              "fer_tflite": fer.get("tflite"), "edge_keras": models.get("edge_keras"),
              "original_keras": models.get("original_keras")}
-    command = [sys.executable, str(BASELINES / "classify_worker.py")]
+    command = baseline("classify_worker")
     results = []
     for count in threads:
-        spec = replace(base, label="classification alone", threads=count, frames=300,
-                       seconds=seconds, extra=extra)
-        results.append(run_worker(spec, timeout=seconds * 10 + 240, command=command))
+        spec = replace(base, threads=count, frames=300, seconds=seconds)
+        results.append(run_job(Job(spec, "classification alone", extra=extra, command=command),
+                               timeout=seconds * 10 + 240))
     return results
 
 
 def run_probes(base: RunSpec, clips: dict[tuple[str, int, int], Path]) -> dict[str, Any]:
-    """bench/baselines/probes.py on the first clip's 640x480 and 1280x720 versions."""
+    """bench.baselines.probes on the first clip's 640x480 and 1280x720 versions."""
     first = next(iter(clips))[0] if clips else None
     by_size = {(w, h): clip for (source, w, h), clip in clips.items() if source == first}
     if (640, 480) not in by_size:
@@ -229,14 +232,13 @@ def run_probes(base: RunSpec, clips: dict[tuple[str, int, int], Path]) -> dict[s
     extra = {"clip_640": str(by_size[(640, 480)]),
              "clip_1280": str(by_size[(1280, 720)]) if (1280, 720) in by_size else None,
              "model": str(INT8_MODEL)}
-    spec = replace(base, label="probes", threads=1, extra=extra)
-    return run_worker(spec, timeout=600,
-                      command=[sys.executable, str(BASELINES / "probes.py")])
+    job = Job(replace(base, threads=1), "probes", extra=extra, command=baseline("probes"))
+    return run_job(job, timeout=600)
 
 
-def reference_spec(plan: list[tuple[str, RunSpec, Any]]) -> RunSpec | None:
+def reference_spec(plan: list[tuple[str, Job]]) -> RunSpec | None:
     """Our int8 run at 640x480 on one core (else our first run): what gets profiled."""
-    ours = [spec for name, spec, _ in plan if name == EDGE]
+    ours = [job.spec for name, job in plan if name == EDGE]
     for spec in ours:
         if (spec.width, spec.height, spec.threads) == (640, 480, 1):
             return spec
@@ -258,8 +260,7 @@ PROFILE_NAMES = {
 def profile_run(spec: RunSpec, work: Path) -> dict[str, Any]:
     """cProfile of start-up and of the loop (edge int8, 640x480, one core)."""
     prefix = work / "edge"
-    result = run_worker(replace(spec, label="profile", profile=str(prefix)),
-                        timeout=spec.seconds * 4 + 240)
+    result = run_job(Job(spec, "profile", profile=str(prefix)), timeout=spec.seconds * 4 + 240)
     if "error" in result:
         return {"error": result["error"]}
     return {"frames": result.get("frames"), "fps_under_profiler": result.get("fps"),
@@ -413,10 +414,10 @@ def md_header(results: dict[str, Any]) -> str:
     libraries = ", ".join(f"{k} {v}" for k, v in machine.get("libraries", {}).items())
     return "\n".join([
         "# Benchmarks", "",
-        "Generated by `python bench/run_benchmarks.py` (the device-side subset is "
+        "Generated by `python -m bench.run_benchmarks` (the device-side subset is "
         "`edge-run bench`); do not edit by hand. Raw numbers: "
         "[benchmarks.json](benchmarks.json).", "",
-        "To reproduce: `pip install '.[build]'`, then `python bench/run_benchmarks.py` "
+        "To reproduce: `pip install '.[build]'`, then `python -m bench.run_benchmarks` "
         "(`--budget SECONDS`, default 1200; it creates `bench/.venv-fer` for the fer "
         "baseline on first use). On a device, without TensorFlow: "
         "`edge-run bench [--input CLIP] [--json out.json]`.", "",

@@ -1,6 +1,6 @@
 """Soak: run the real loop over a looped clip and watch resident memory.
 
-    python bench/soak.py --frames 100000 [--input CLIP] [--json out.json]
+    python -m bench.soak --frames 100000 [--input CLIP] [--json out.json]
 
 RSS is sampled every `--every` frames after a warm-up (allocators and caches
 settle in the first frames); the figure that matters is growth from the end of
@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from edge import config as edge_config
+from edge.build import build
 from edge.runner import Runner
 from edge.types import FrameResult
 
@@ -44,7 +45,8 @@ def soak(frames: int, every: int = 1000, warmup: int = 500, clip: str | None = N
             "source": {"input": clip or "", "loop": True, "max_frames": frames},
             "log": {"path": str(Path(tmp) / "events.jsonl"), "max_bytes": 1_000_000}})
         started = time.monotonic()
-        Runner(cfg, echo=lambda _line: None, quiet=True, on_result=sample).run()
+        with build(cfg) as parts:
+            Runner(parts, on_result=sample).run()
         seconds = time.monotonic() - started
     return {"frames": frames, "seconds": round(seconds, 1), "fps": round(frames / seconds, 1),
             "faces_per_frame": round(faces / frames, 3),

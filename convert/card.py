@@ -13,6 +13,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from edge.model_contract import Sidecar
+
 LIMITS = """\
 ## Limits and biases
 
@@ -56,8 +58,10 @@ def _command(run: dict[str, Any]) -> str:
 def _schedule(cfg: dict[str, Any]) -> str:
     if cfg["schedule"] == "cosine":
         return f"cosine learning-rate decay over {cfg['epochs']} epochs, "
+    # A quantization-aware run validates by accuracy only, so its plateau is of accuracy.
+    monitored = "accuracy" if cfg.get("quantization_aware") else "loss"
     return (f"learning rate halved on a {cfg['plateau_patience']}-epoch plateau of "
-            "validation loss, ")
+            f"validation {monitored}, ")
 
 
 def _per_class_table(report: dict[str, Any]) -> list[str]:
@@ -118,6 +122,17 @@ def _fine_tune_line(folder: Path, run: dict[str, Any]) -> str:
             f"({_backend(run)}).")
 
 
+def _selftest_line(sidecar: Sidecar) -> list[str]:
+    block = sidecar.selftest
+    if not block:
+        return []
+    return [f"- Start-up self-test (`edge/selftest.py`): {block['count']} synthetic faces "
+            f"(seed {block['seed']}) and their outputs from {block['kernels']}; the device "
+            f"falls back from XNNPACK to builtin kernels, or stops, when its own outputs differ "
+            f"by more than {block['tolerance']['mean']:g} on average or "
+            f"{block['tolerance']['max']:g} at most ([docs/ARM64.md](../docs/ARM64.md))."]
+
+
 def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_png: str,
            quantize_command: str, evaluate_command: str, notes: tuple[str, ...] = ()) -> str:
     chain = lineage(run_dir)
@@ -125,7 +140,8 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         raise FileNotFoundError(f"{run_dir / 'run.json'} not found")
     base_dir, base = chain[0]
     run = chain[-1][1]
-    sidecar = json.loads(sidecar_path.read_text())
+    sidecar = Sidecar.read(sidecar_path)
+    calibration = sidecar.calibration or {}
     spec = run["config"]["spec"]
     int8, floats, agree = report["int8"], report["float"], report["agreement"]
     cfg = base["config"]
@@ -135,7 +151,7 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         f"# Model card: {sidecar_path.stem}",
         "",
         f"`{sidecar_path.with_suffix('.tflite').name}`: full-integer int8 TFLite, "
-        f"{report['model']['size_bytes']:,} bytes, SHA-256 `{sidecar['tflite_sha256']}`.",
+        f"{report['model']['size_bytes']:,} bytes, SHA-256 `{sidecar.tflite_sha256}`.",
         "",
         "## Architecture",
         "",
@@ -175,11 +191,12 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         f"±{cfg['zoom'] * 100:g}%{_erasing(cfg)}; dropout {spec['dropout']}; label smoothing "
         f"{cfg['label_smoothing']:g}; class weights `{cfg['class_weight']}`; seed {cfg['seed']}.",
         *[_fine_tune_line(folder, r) for folder, r in chain[1:]],
-        f"- Quantization: {sidecar['calibration']['total']} calibration faces drawn "
-        f"class-balanced from the training split (seed {sidecar['calibration']['seed']}); "
-        f"activation ranges: {sidecar['calibration'].get('ranges', 'absolute min/max')}; "
-        f"equalization: {sidecar['calibration'].get('equalization', 'none')}; "
+        f"- Quantization: {calibration['total']} calibration faces drawn "
+        f"class-balanced from the training split (seed {calibration['seed']}); "
+        f"activation ranges: {calibration.get('ranges', 'absolute min/max')}; "
+        f"equalization: {calibration.get('equalization', 'none')}; "
         "int8 input (raw pixel - 128, exact), int8 output, int8 builtin ops only.",
+        *_selftest_line(sidecar),
         "",
         "## Results on PublicTest",
         "",
@@ -226,7 +243,7 @@ def _inference_phrase(inference: dict[str, Any]) -> str:
 
 
 def _hardware(run: dict[str, Any]) -> str:
-    # Runs recorded before the backend was a choice trained with TensorFlow on 2 cores.
+    # A run record without "hardware" was made by TensorFlow on this 2-core machine.
     return str(run.get("hardware", "2 CPU cores (tensorflow)"))
 
 

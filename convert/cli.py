@@ -5,23 +5,21 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 import click
 from click.core import ParameterSource
 
-from convert.data import DataError, load_faces
+from convert.data import load_faces
+from convert.equalize import DEFAULT_CAP
+from convert.errors import EXPECTED, InitError, fail
 from convert.model import ModelSpec
-from edge.errors import ModelError
+from convert.ranges import DEFAULT_RANGE_QUANTILE
+from edge.model_contract import ALWAYS
 
 SPLITS = ["train", "publictest", "privatetest", "test"]
 HELD_OUT = ("publictest", "privatetest", "test")
-
-
-def fail(message: str) -> NoReturn:
-    """One line on stderr and a non-zero exit: the contract for bad input."""
-    click.echo(f"edge-convert: error: {message}", err=True)
-    sys.exit(2)
+SPEC = ModelSpec()  # the network options' defaults
+NETWORK_OPTIONS = ("width", "modules", "middle", "stem", "l2", "dropout")
 
 
 def npz_split(data_path: Path) -> str | None:
@@ -53,16 +51,22 @@ def command_as_typed(ctx: click.Context) -> str:
     return shlex.join(words)
 
 
+def typed_options(ctx: click.Context, names: tuple[str, ...]) -> dict[str, object]:
+    """The options among `names` the user gave on the command line, with their values."""
+    return {name: ctx.params[name] for name in names
+            if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
+
+
 class _Commands(click.Group):
-    """Turns a missing TensorFlow/Keras backend into the one-line error of bad input."""
+    """Every expected failure (bad data, model, options, missing backend): one line, exit 2."""
 
     def invoke(self, ctx: click.Context) -> object:
-        from convert.tf_env import BackendError
-
         try:
             return super().invoke(ctx)
-        except BackendError as exc:
+        except EXPECTED as exc:
             fail(str(exc))
+        except OSError as exc:  # e.g. --out in a read-only folder
+            fail(f"{exc.filename or '?'}: {exc.strerror or exc}")
 
 
 @click.group(cls=_Commands)
@@ -77,12 +81,13 @@ def main() -> None:
               help="Validation data (default: the publictest split of --data).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Run folder: checkpoints, history.csv, run.json.")
-@click.option("--width", default=32, show_default=True, help="Filters of the first module.")
-@click.option("--modules", default=4, show_default=True, help="Downsampling modules.")
-@click.option("--middle", default=2, show_default=True, help="Middle-flow blocks.")
-@click.option("--stem", default=16, show_default=True, help="Filters of the stem.")
-@click.option("--l2", default=1e-4, show_default=True)
-@click.option("--dropout", default=0.3, show_default=True)
+@click.option("--width", default=SPEC.width, show_default=True,
+              help="Filters of the first module.")
+@click.option("--modules", default=SPEC.modules, show_default=True, help="Downsampling modules.")
+@click.option("--middle", default=SPEC.middle, show_default=True, help="Middle-flow blocks.")
+@click.option("--stem", default=SPEC.stem, show_default=True, help="Filters of the stem.")
+@click.option("--l2", default=SPEC.l2, show_default=True)
+@click.option("--dropout", default=SPEC.dropout, show_default=True)
 @click.option("--epochs", default=80, show_default=True)
 @click.option("--batch-size", default=128, show_default=True)
 @click.option("--lr", "learning_rate", default=1e-3, show_default=True)
@@ -103,11 +108,10 @@ def main() -> None:
 @click.option("--threads", default=0, show_default=True, help="0: all cores.")
 @click.option("--workers", default=2, show_default=True,
               help="Threads preparing augmented batches.")
-@click.option("--limit", default=0, help="Use only the first N training images (smoke runs).")
 @click.option("--resume", is_flag=True, help="Continue from the run folder's last checkpoint.")
 @click.option("--init", "init_path", type=click.Path(path_type=Path),
-              help="Start from this trained model's weights (fine-tuning); the network "
-                   "options must be those it was trained with.")
+              help="Start from this trained model's weights (fine-tuning); its network "
+                   "(width, modules, ...) is read from the run.json beside it.")
 @click.option("--quantization-aware", is_flag=True,
               help="Simulate the int8 model's rounding while training (use with --init and "
                    "a low --lr); best.keras is still the plain float model.")
@@ -118,10 +122,10 @@ def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, mod
           middle: int, stem: int, l2: float, dropout: float, epochs: int, batch_size: int,
           learning_rate: float, schedule: str, patience: int, label_smoothing: float,
           class_weight: str, shift: float, rotation: float, zoom: float, erase: float, seed: int,
-          threads: int, workers: int, limit: int, resume: bool, init_path: Path | None,
+          threads: int, workers: int, resume: bool, init_path: Path | None,
           quantization_aware: bool, consistency: float) -> None:
     """Train the Xception-family network and keep the best checkpoint."""
-    from convert.qat import InitError
+    from convert.checkpoints import starting_spec
     from convert.train import TrainConfig
     from convert.train import train as run_training
 
@@ -132,26 +136,23 @@ def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, mod
              "--erase 0..1")
     if consistency < 0 or (consistency > 0 and not quantization_aware):
         fail("--consistency must be >= 0 and needs --quantization-aware")
+    train_faces = load_faces(data_path, "train")
+    val_faces = load_faces(val_path if val_path else data_path, "publictest")
+    ctx = click.get_current_context()
     try:
-        train_faces = load_faces(data_path, "train")
-        val_faces = load_faces(val_path if val_path else data_path, "publictest")
-    except DataError as exc:
-        fail(str(exc))
-    if limit:
-        train_faces = train_faces.subset(slice(0, limit))
-    spec = ModelSpec(width=width, modules=modules, middle=middle, stem=stem, l2=l2,
-                     dropout=dropout)
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                         schedule=schedule, early_stop_patience=patience,
-                         label_smoothing=label_smoothing, class_weight=class_weight,
-                         shift=shift, rotation_degrees=rotation, zoom=zoom, erase=erase,
-                         seed=seed, threads=threads, workers=workers,
-                         init=str(init_path) if init_path else None,
-                         quantization_aware=quantization_aware, consistency=consistency,
-                         spec=spec)
-    try:
+        spec = (starting_spec(init_path, typed_options(ctx, NETWORK_OPTIONS)) if init_path else
+                ModelSpec(width=width, modules=modules, middle=middle, stem=stem, l2=l2,
+                          dropout=dropout))
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                             schedule=schedule, early_stop_patience=patience,
+                             label_smoothing=label_smoothing, class_weight=class_weight,
+                             shift=shift, rotation_degrees=rotation, zoom=zoom, erase=erase,
+                             seed=seed, threads=threads, workers=workers,
+                             init=str(init_path) if init_path else None,
+                             quantization_aware=quantization_aware, consistency=consistency,
+                             spec=spec)
         summary = run_training(train_faces, val_faces, out_dir, config, resume=resume,
-                               command=command_as_typed(click.get_current_context()),
+                               command=command_as_typed(ctx),
                                verbose=1 if sys.stdout.isatty() else 2)
     except InitError as exc:
         fail(f"--init {init_path}: {exc}" if str(init_path) not in str(exc) else str(exc))
@@ -171,51 +172,39 @@ def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, mod
 @click.option("--seed", default=1234, show_default=True, help="Seed of the calibration draw.")
 @click.option("--framing-json", default=None,
               help="Face framing for the sidecar: a JSON file or inline JSON object "
-                   "(replaces the FER2013 framing measured by bench/fer_framing.py).")
-@click.option("--range-quantile", default=None, type=float,
+                   "(replaces the FER2013 framing measured by research/fer_framing.py).")
+@click.option("--range-quantile", default=DEFAULT_RANGE_QUANTILE, show_default=True,
               help="Activation ranges: this quantile of the per-face extremes "
-                   "(1 = TFLite's absolute min/max).  [default: 0.95]")
-@click.option("--equalize-cap", default=None, type=float,
+                   "(1 = TFLite's absolute min/max).")
+@click.option("--equalize-cap", default=DEFAULT_CAP, show_default=True,
               help="Scale depthwise output channels toward the widest, at most this much, "
-                   "before converting (exact in float; 0 = off).  [default: 8]")
+                   "before converting (exact in float; 0 = off).")
 @click.option("--mirror-average", is_flag=True,
               help="Tell the device to average each face with its mirror image (2 invokes).")
-@click.option("--mirror-margin", default=None, type=float,
+@click.option("--mirror-margin", default=ALWAYS, show_default=True,
               help="With --mirror-average: mirror only faces whose top two probabilities "
-                   "differ by less than this (1 = every face).  [default: 1]")
+                   "differ by less than this (1 = every face).")
 def quantize(model_path: Path, data_path: Path, out_path: Path, calibration_size: int, seed: int,
-             framing_json: str | None, range_quantile: float | None,
-             equalize_cap: float | None, mirror_average: bool,
-             mirror_margin: float | None) -> None:
+             framing_json: str | None, range_quantile: float, equalize_cap: float,
+             mirror_average: bool, mirror_margin: float) -> None:
     """Convert a Keras MODEL (.keras, .h5, SavedModel folder) to a full-int8 TFLite model."""
-    from convert.equalize import DEFAULT_CAP
-    from convert.quantize import DEFAULT_RANGE_QUANTILE, ConversionError, load_framing
+    from convert.quantize import load_framing
     from convert.quantize import quantize as run_quantize
 
-    if range_quantile is not None and not 0.5 <= range_quantile <= 1:
-        fail(f"--range-quantile must be in 0.5..1, is {range_quantile:g}")
-    if equalize_cap is not None and equalize_cap != 0 and equalize_cap < 1:
-        fail(f"--equalize-cap must be 0 (off) or >= 1, is {equalize_cap:g}")
-    if mirror_margin is not None and not (mirror_average and 0 < mirror_margin <= 1):
+    ctx = click.get_current_context()
+    if "mirror_margin" in typed_options(ctx, ("mirror_margin",)) and not (
+            mirror_average and 0 < mirror_margin <= 1):
         fail("--mirror-margin must be in (0, 1] and needs --mirror-average")
     if npz_split(data_path) in HELD_OUT:  # test faces must not shape the model, even here
         fail(f"{data_path}: calibrate on training data, not a test split")
-    try:
-        framing = load_framing(framing_json)
-        train_faces = load_faces(data_path, "train")
-        sidecar = run_quantize(
-            model_path, train_faces, out_path, calibration_size, seed, framing, mirror_average,
-            range_quantile=DEFAULT_RANGE_QUANTILE if range_quantile is None else range_quantile,
-            equalize_cap=DEFAULT_CAP if equalize_cap is None else equalize_cap,
-            mirror_margin=1.0 if mirror_margin is None else mirror_margin)
-    except (DataError, ModelError, ConversionError) as exc:
-        fail(str(exc))
-    except OSError as exc:  # e.g. --out in a read-only folder
-        fail(f"{exc.filename or out_path}: {exc.strerror or exc}")
-    quant = sidecar["input"]["quantization"]
-    calibration = sidecar["calibration"]
-    click.echo(f"wrote {out_path} ({sidecar['size_bytes']:,} bytes, full int8, input scale "
-               f"{quant['scale']:g} zero point {quant['zero_point']}) and "
+    framing = load_framing(framing_json)
+    train_faces = load_faces(data_path, "train")
+    sidecar = run_quantize(model_path, train_faces, out_path, calibration_size, seed, framing,
+                           mirror_average, range_quantile=range_quantile,
+                           equalize_cap=equalize_cap, mirror_margin=mirror_margin)
+    calibration = sidecar.calibration or {}
+    click.echo(f"wrote {out_path} ({sidecar.size_bytes:,} bytes, full int8, input scale "
+               f"{sidecar.input.scale:g} zero point {sidecar.input.zero_point}) and "
                f"{out_path.with_suffix('.json')}; calibrated on {calibration['total']} faces "
                f"({calibration['per_class']} per class)")
 
@@ -242,27 +231,39 @@ def evaluate(model_path: Path, data_path: Path, split: str | None, keras_path: P
              update_sidecar: bool) -> None:
     """Score MODEL.tflite through the device's classifier, optionally against the float model."""
     from convert import evaluate as ev
-    from convert.quantize import write_json
+    from edge.model_contract import write_json
 
     split = evaluation_split(data_path, split)
-    try:
-        faces = load_faces(data_path, split)
-        report = ev.evaluate(model_path, faces, split, keras_path, latency_faces)
-        if report_path:
-            report_path.parent.mkdir(parents=True, exist_ok=True)
-            write_json(report_path, report)
-        if confusion_path:
-            ev.plot_confusion(report, confusion_path)
-        sidecar_path = ev.update_sidecar(model_path, report) if update_sidecar else None
-    except (DataError, ModelError) as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"{exc.filename or model_path}: {exc.strerror or exc}")
+    faces = load_faces(data_path, split)
+    report = ev.evaluate(model_path, faces, split, keras_path, latency_faces)
+    if report_path:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(report_path, report)
+    if confusion_path:
+        ev.plot_confusion(report, confusion_path)
+    sidecar_path = ev.update_sidecar(model_path, report) if update_sidecar else None
     click.echo(ev.format_report(report))
     for label, path in (("report", report_path), ("confusion matrix", confusion_path),
                         ("metrics", sidecar_path)):
         if path:
             click.echo(f"{label}: {path}")
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL.tflite", type=click.Path(path_type=Path))
+@click.option("--seed", default=None, type=int,
+              help="Seed of the synthetic reference faces.  [default: 13]")
+@click.option("--count", default=None, type=int, help="Reference faces.  [default: 12]")
+def selftest(model_path: Path, seed: int | None, count: int | None) -> None:
+    """Record the device's start-up self-test in MODEL.json (the .tflite is not touched)."""
+    from convert.selftest import record_in_sidecar
+    from edge import selftest as device_selftest
+
+    block = record_in_sidecar(  # a ModelError is the group's one-line exit 2
+        model_path, device_selftest.DEFAULT_SEED if seed is None else seed,
+        device_selftest.DEFAULT_COUNT if count is None else count)
+    click.echo(f"recorded {block['count']} reference faces (seed {block['seed']}) and their "
+               f"outputs ({block['kernels']}) in {model_path.with_suffix('.json')}")
 
 
 @main.command()

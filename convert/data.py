@@ -8,15 +8,19 @@ for the CSV, the row, so the CLI can print one line and exit.
 from __future__ import annotations
 
 import csv
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge.labels import FER2013_LABELS
+from convert.errors import DataError
+from edge.errors import first_line
+from edge.model_contract import FER2013_LABELS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm"}
 SIDE = 48
+INPUT_SHAPE = (1, SIDE, SIDE, 1)  # the model's: one raw-pixel grayscale face
 # Kaggle CSV `Usage` values per split name used by our CLI; "test" is the popular
 # image-folder copy's test set (PublicTest + PrivateTest).
 CSV_USAGE = {"train": ("Training",), "publictest": ("PublicTest",),
@@ -25,10 +29,6 @@ CSV_USAGE = {"train": ("Training",), "publictest": ("PublicTest",),
 # PublicTest from PrivateTest inside the popular `test/` folder.
 FOLDER_SPLIT = {"train": ("train", ""), "publictest": ("test", "PublicTest"),
                 "privatetest": ("test", "PrivateTest"), "test": ("test", "")}
-
-
-class DataError(ValueError):
-    """Input data is malformed; the message names the file (and row)."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,6 @@ class FaceSet:
 
     def class_counts(self, classes: int = len(FER2013_LABELS)) -> np.ndarray:
         return np.bincount(self.y, minlength=classes)
-
-    def subset(self, index: np.ndarray) -> FaceSet:
-        return FaceSet(self.x[index], self.y[index], self.source)
 
 
 def load_faces(path: str | Path, split: str = "train") -> FaceSet:
@@ -69,6 +66,10 @@ def _check_labels(y: np.ndarray, where: str) -> np.ndarray:
 
 
 def _load_npz(path: Path) -> FaceSet:
+    # A .npz is a zip archive; anything else (a CSV renamed, a bare .npy) would reach
+    # numpy's pickle fallback, whose message suggests the unsafe allow_pickle=True.
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a valid .npz (a NumPy zip archive with arrays x and y)")
     try:
         with np.load(path, allow_pickle=False) as z:
             if "x" not in z.files or "y" not in z.files:
@@ -76,8 +77,12 @@ def _load_npz(path: Path) -> FaceSet:
             x, y = z["x"], z["y"]
     except DataError:
         raise
-    except Exception as exc:  # zipfile/pickle errors for a corrupt file
-        raise DataError(f"{path}: unreadable .npz ({exc})") from None
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):  # object arrays: never unpickled here
+            raise DataError(f"{path}: holds Python objects, not plain number arrays") from None
+        raise DataError(f"{path}: not a valid .npz ({first_line(exc)})") from None
+    except Exception as exc:  # zipfile errors for a corrupt archive
+        raise DataError(f"{path}: not a valid .npz ({first_line(exc)})") from None
     if x.ndim == 4 and x.shape[-1] == 1:
         x = x[..., 0]
     if x.ndim != 3 or x.shape[1:] != (SIDE, SIDE):
@@ -86,11 +91,39 @@ def _load_npz(path: Path) -> FaceSet:
         raise DataError(f"{path}: {len(x)} images but {len(y)} labels")
     if len(x) == 0:
         raise DataError(f"{path}: no images")
-    return FaceSet(x.astype(np.uint8), _check_labels(np.asarray(y), str(path)), str(path))
+    return FaceSet(_pixels(x, f"{path}: 'x'"),
+                   _check_labels(_whole_numbers(np.asarray(y), f"{path}: 'y'"), str(path)),
+                   str(path))
+
+
+def _whole_numbers(a: np.ndarray, where: str) -> np.ndarray:
+    """`a` as int64 if it holds whole numbers (any int or float dtype), else DataError."""
+    if a.dtype.kind in "iu":
+        return a.astype(np.int64)
+    if a.dtype.kind != "f":
+        raise DataError(f"{where} is {a.dtype}, expected whole numbers")
+    if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
+        raise DataError(f"{where} holds values that are not whole numbers ({a.dtype})")
+    return a.astype(np.int64)
+
+
+def _pixels(x: np.ndarray, where: str) -> np.ndarray:
+    """uint8 pixels, refusing what a cast would silently mangle (the models expect 0..255)."""
+    if x.dtype == np.uint8:
+        return x
+    if x.dtype.kind == "f" and np.all(np.isfinite(x)) and x.min() >= 0 and x.max() <= 1 \
+            and np.any(x != np.round(x)):
+        raise DataError(f"{where} is {x.dtype} scaled to [0, 1]; FER2013 pixels are 0..255: "
+                        "save np.rint(x * 255).astype(np.uint8)")
+    values = _whole_numbers(x, where)
+    if values.min() < 0 or values.max() > 255:
+        raise DataError(f"{where} has values outside 0..255 "
+                        f"({int(values.min())}..{int(values.max())})")
+    return values.astype(np.uint8)
 
 
 def _load_csv(path: Path, split: str) -> FaceSet:
-    # An unknown split used to select every row, silently mixing Training into a test.
+    # An unknown split must not select every row: Training would mix into a test.
     if split not in CSV_USAGE:
         raise DataError(f"{path}: unknown split {split!r} (one of {', '.join(CSV_USAGE)})")
     try:

@@ -17,20 +17,21 @@ from typing import Any
 
 import numpy as np
 
-CORE = "edge_xception"
+from convert.model import CORE, NORMALISE
+from convert.ranges import DEFAULT_RANGE_QUANTILE, upper_quantile
+
 DEFAULT_CAP = 8.0
-QUANTILE = 0.95  # of per-face channel extremes, as convert.ranges measures tensors
 
 
 def equalize_separable(keras: Any, model: Any, pixels: np.ndarray, cap: float = DEFAULT_CAP,
                        batch: int = 250) -> int:
-    """Rescale every SeparableConv2D of `model` in place; returns how many.
+    """Rescale every SeparableConv2D of `model` in place; returns how many (0: none ran).
 
     pixels: float32 (N, 48, 48, 1) raw 0..255 calibration faces.
     """
     try:
         core = model.get_layer(CORE)
-        scaling = model.get_layer("normalise")
+        scaling = model.get_layer(NORMALISE)
     except ValueError:
         return 0  # not this repository's network: leave it as it is
     separable = [layer for layer in core.layers
@@ -46,7 +47,8 @@ def equalize_separable(keras: Any, model: Any, pixels: np.ndarray, cap: float = 
                                                  padding="same")
             extremes[k].append(np.abs(keras.ops.convert_to_numpy(depthwise)).max(axis=(1, 2)))
     for layer, found in zip(separable, extremes, strict=True):
-        channel_range = np.quantile(np.concatenate(found), QUANTILE, axis=0)
+        # Each channel's range as convert.ranges measures a tensor's.
+        channel_range = upper_quantile(np.concatenate(found), DEFAULT_RANGE_QUANTILE)
         widest = float(channel_range.max())
         if widest <= 0:
             continue

@@ -7,7 +7,6 @@ gets. The float Keras model (optional) shows what quantization cost.
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
@@ -15,10 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from convert.checkpoints import load_keras_model, model_kind
 from convert.data import FaceSet
-from convert.quantize import load_keras_model, model_kind, quiet_tensorflow, write_json
-from edge.classify import ALWAYS, EmotionClassifier, mirror_averaged, sha256_of
+from convert.tf_env import quiet_tensorflow
+from edge.classify import EmotionClassifier, sha256_of
 from edge.errors import ModelError
+from edge.model_contract import ALWAYS, Sidecar, mirror_averaged
 
 LATENCY_WARMUP = 10
 FLOAT_BATCH = 256
@@ -137,8 +138,7 @@ def evaluate(model_path: Path, faces: FaceSet, split: str, keras_path: Path | No
     report: dict[str, Any] = {
         "model": {"path": str(model_path), "sha256": sha256_of(model_path),
                   "size_bytes": model_path.stat().st_size,
-                  "sidecar_matches": classifier.sidecar.raw.get("tflite_sha256")
-                  == sha256_of(model_path)},
+                  "sidecar_matches": classifier.sidecar.tflite_sha256 == sha256_of(model_path)},
         "data": data_summary(faces, split),
         "labels": list(labels),
         "inference": inference_summary(classifier, mirrored),
@@ -235,14 +235,10 @@ def sidecar_metrics(report: dict[str, Any]) -> dict[str, Any]:
 def update_sidecar(model_path: Path, report: dict[str, Any]) -> Path:
     """Replace the sidecar's "metrics" and nothing else."""
     sidecar_path = model_path.with_suffix(".json")
-    try:
-        sidecar = json.loads(sidecar_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{sidecar_path}: sidecar unreadable ({exc})") from None
+    sidecar = Sidecar.read(sidecar_path)
     # Metrics of one model must not land in another model's sidecar.
-    if sidecar.get("tflite_sha256") != report["model"]["sha256"]:
+    if sidecar.tflite_sha256 != report["model"]["sha256"]:
         raise ModelError(f"{sidecar_path}: tflite_sha256 does not match {model_path}; "
                          "re-run quantize rather than updating a stale sidecar")
-    sidecar["metrics"] = sidecar_metrics(report)
-    write_json(sidecar_path, sidecar)
+    sidecar.with_metrics(sidecar_metrics(report)).write(sidecar_path)
     return sidecar_path

@@ -15,11 +15,16 @@ from typing import Any
 
 from convert.tf_env import import_keras
 
+# Layer names other modules look up: the network inside the wrapper, and the wrapper's
+# input rescaling (qat and equalize probe the network below it).
+CORE = "edge_xception"
+NORMALISE = "normalise"
+
 
 @dataclass(frozen=True)
 class ModelSpec:
     width: int = 32
-    modules: int = 3
+    modules: int = 4
     middle: int = 2
     stem: int = 16
     l2: float = 1e-4
@@ -119,7 +124,7 @@ def build_model(spec: ModelSpec, simulate: Simulation | None = None) -> Any:
         x = layers.Dropout(spec.dropout, name="dropout")(x)
     x = quant(dense(spec.classes, kernel_regularizer=reg, name="logits")(x), "logits")
     outputs = layers.Softmax(name="probs")(x)
-    return keras.Model(inputs, outputs, name="edge_xception")
+    return keras.Model(inputs, outputs, name=CORE)
 
 
 def with_input_scaling(keras: Any, core: Any, spec: ModelSpec) -> Any:
@@ -130,5 +135,5 @@ def with_input_scaling(keras: Any, core: Any, spec: ModelSpec) -> Any:
     maths and no way for the two sides to normalise differently.
     """
     inputs = keras.Input((spec.input_size, spec.input_size, 1), name="pixels")
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="normalise")(inputs)
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name=NORMALISE)(inputs)
     return keras.Model(inputs, core(x), name="edge_emotion")

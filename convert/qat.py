@@ -15,25 +15,51 @@ as the weights move.
 
 from __future__ import annotations
 
+import enum
 import functools
 from typing import Any
 
 import numpy as np
 
-from convert.model import ModelSpec, Simulation, build_model, with_input_scaling
+from convert.errors import InitError
+from convert.model import CORE, NORMALISE, ModelSpec, Simulation, build_model, with_input_scaling
+from convert.ranges import robust_range
 from convert.tf_env import import_keras
 
-CORE = "edge_xception"  # the network inside the input-scaling wrapper
 PREFIX = "fq_"
 
-# What a FakeQuant layer does (its `active` value).
-OFF = 0.0  # the identity: the float network
-ON = 1.0  # every face rounded: the int8 model, simulated
-SECOND_HALF = 2.0  # a batch [faces; the same faces]: float first half, int8 second half
+
+class Mode(enum.Enum):
+    """What the simulation does; stored in each simulated layer's `active` variable."""
+
+    OFF = 0.0  # the identity: the float network
+    ON = 1.0  # every face rounded: the int8 model, simulated
+    SECOND_HALF = 2.0  # a paired batch [faces; the same faces]: float first, int8 second
 
 
-class InitError(ValueError):
-    """A starting checkpoint that does not fit the network being trained."""
+# --- the paired batch: [faces; the same faces] ----------------------------------------
+
+
+def paired(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each face twice, as SECOND_HALF mode and the consistency loss expect."""
+    return np.concatenate([x, x]), np.concatenate([y, y])
+
+
+def halves(ops: Any, batch: Any) -> tuple[Any, Any]:
+    """(first half, second half) of a paired batch (or of any batch, split at n // 2)."""
+    n = ops.shape(batch)[0] // 2
+    return batch[:n], batch[n:]
+
+
+def half_weights(ops: Any, active: Any) -> tuple[Any, Any]:
+    """How much (0 or 1) each half of the batch is rounded, for a stored `active` Mode.
+
+    The one decoding of the mode: OFF rounds neither half, ON both, SECOND_HALF the
+    second only.
+    """
+    second = ops.minimum(active, Mode.ON.value)
+    first = ops.where(active > (Mode.ON.value + Mode.SECOND_HALF.value) / 2, 0.0, active)
+    return first, second
 
 
 @functools.cache
@@ -58,11 +84,10 @@ def fake_quant_class() -> Any:
             ops = keras.ops
             rounded = keras.quantizers.fake_quant_with_min_max_vars(
                 x, self.low, self.high, num_bits=8)
+            first, second = half_weights(ops, self.active)
             n = ops.shape(x)[0]
-            second_half = ops.cast(ops.arange(n) >= n // 2, x.dtype)
-            which = ops.where(self.active > 1.5, second_half,
-                              ops.ones_like(second_half) * self.active)
-            which = ops.reshape(which, (-1,) + (1,) * (len(x.shape) - 1))
+            which = ops.where(ops.arange(n) >= n // 2, second, first)
+            which = ops.reshape(ops.cast(which, x.dtype), (-1,) + (1,) * (len(x.shape) - 1))
             return x + which * (rounded - x)
 
     return FakeQuant
@@ -89,12 +114,12 @@ def weight_rounding_classes() -> tuple[Any, Any, Any]:
 
     def per_half(layer: Any, inputs: Any, apply: Any, kernel: Any, axis: int) -> Any:
         """apply(x, kernel) on each half of the batch with its mode's kernel."""
-        first, second = _half_modes(ops, layer.active)
+        first, second = half_weights(ops, layer.active)
         grid = rounded(kernel, axis)
-        half = ops.shape(inputs)[0] // 2
+        floats, rounding = halves(ops, inputs)
         return ops.concatenate([
-            apply(inputs[:half], kernel + first * (grid - kernel)),
-            apply(inputs[half:], kernel + second * (grid - kernel))])
+            apply(floats, kernel + first * (grid - kernel)),
+            apply(rounding, kernel + second * (grid - kernel))])
 
     class Rounded:
         """What the three stand-ins share: a mode variable, saved and loaded without it."""
@@ -145,13 +170,6 @@ def simulation_parameters(model: Any) -> int:
     """How many of the model's parameters are the simulation's (ranges and modes)."""
     return sum(int(np.prod(w.shape)) for layer in model.get_layer(CORE).layers
                for w in layer.weights if w.name in ("low", "high", "active"))
-
-
-def _half_modes(ops: Any, active: Any) -> tuple[Any, Any]:
-    """(first half, second half) rounding weights, 0 or 1, for a layer's mode."""
-    second = ops.minimum(active, 1.0)  # ON and SECOND_HALF both round the second half
-    first = ops.where(active > 1.5, 0.0, active)
-    return first, second
 
 
 def quantization_aware_model(spec: ModelSpec) -> Any:
@@ -219,15 +237,15 @@ def fake_quant_layers(model: Any) -> list[Any]:
     return [layer for layer in model.get_layer(CORE).layers if layer.name.startswith(PREFIX)]
 
 
-def set_mode(model: Any, mode: float) -> None:
-    """OFF, ON or SECOND_HALF for every simulated tensor and weight."""
+def set_mode(model: Any, mode: Mode) -> None:
+    """The mode of every simulated tensor and weight."""
     for layer in model.get_layer(CORE).layers:
         if hasattr(layer, "active"):
-            layer.active.assign(mode)
+            layer.active.assign(mode.value)
 
 
 def calibrate(model: Any, pixels: np.ndarray, quantile: float, batch: int = 100,
-              mode: float = ON) -> None:
+              mode: Mode = Mode.ON) -> None:
     """Set every simulated range from float activations, as `quantize` will.
 
     pixels: float32 (N, 48, 48, 1) raw 0..255 faces. Simulation is switched off
@@ -235,10 +253,10 @@ def calibrate(model: Any, pixels: np.ndarray, quantile: float, batch: int = 100,
     """
     keras = import_keras()
     points = fake_quant_layers(model)
-    set_mode(model, OFF)
+    set_mode(model, Mode.OFF)
     core = model.get_layer(CORE)
     probe = keras.Model(core.inputs, [layer.input for layer in points])
-    scaling = model.get_layer("normalise")
+    scaling = model.get_layer(NORMALISE)
     lows, highs = [], []
     for start in range(0, len(pixels), batch):
         inputs = scaling(pixels[start:start + batch])
@@ -246,12 +264,10 @@ def calibrate(model: Any, pixels: np.ndarray, quantile: float, batch: int = 100,
         values = [keras.ops.convert_to_numpy(v).reshape(len(v), -1) for v in outputs]
         lows.append(np.stack([v.min(axis=1) for v in values], axis=1))
         highs.append(np.stack([v.max(axis=1) for v in values], axis=1))
-    low = np.quantile(np.concatenate(lows), 1.0 - quantile, axis=0)
-    high = np.quantile(np.concatenate(highs), quantile, axis=0)
+    low, high = robust_range(np.concatenate(lows), np.concatenate(highs), quantile)
     for layer, lo, hi in zip(points, low, high, strict=True):
-        lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)  # zero stays representable
-        layer.low.assign(lo)
-        layer.high.assign(max(hi, lo + 1e-6))
+        layer.low.assign(float(lo))
+        layer.high.assign(max(float(hi), float(lo) + 1e-6))
     set_mode(model, mode)
 
 
@@ -266,7 +282,7 @@ def consistency_loss_class() -> Any:
     class ConsistencyLoss(keras.losses.Loss):
         """Cross-entropy on both halves plus `weight` x KL(float || int8) on the second.
 
-        The batch is [faces; the same faces] in SECOND_HALF mode, so each face is seen
+        The batch is `paired` in SECOND_HALF mode, so each face is seen
         by the float network and by the simulated int8 one; the KL term pulls the two
         together, which is what int8-vs-float agreement measures. Per-face values, so
         Keras still applies the class weights.
@@ -280,8 +296,7 @@ def consistency_loss_class() -> Any:
         def call(self, y_true: Any, y_pred: Any) -> Any:
             cross_entropy = keras.losses.categorical_crossentropy(
                 y_true, y_pred, label_smoothing=self.label_smoothing)
-            n = ops.shape(y_pred)[0] // 2
-            floats, rounded = y_pred[:n], y_pred[n:]
+            floats, rounded = halves(ops, y_pred)
             divergence = ops.sum(floats * (ops.log(floats + eps) - ops.log(rounded + eps)),
                                  axis=-1)
             return cross_entropy + self.weight * ops.concatenate(
@@ -299,11 +314,11 @@ def consistency_loss(label_smoothing: float, weight: float) -> Any:
 
 
 def validation_scores(model: Any, pixels: np.ndarray, labels: np.ndarray,
-                      mode_after: float) -> dict[str, float]:
+                      mode_after: Mode) -> dict[str, float]:
     """Accuracy of the simulated int8 and of the float network, and their agreement."""
-    set_mode(model, ON)
+    set_mode(model, Mode.ON)
     rounded = np.asarray(model.predict(pixels, batch_size=256, verbose=0)).argmax(1)
-    set_mode(model, OFF)
+    set_mode(model, Mode.OFF)
     floats = np.asarray(model.predict(pixels, batch_size=256, verbose=0)).argmax(1)
     set_mode(model, mode_after)
     return {"val_accuracy": float((rounded == labels).mean()),

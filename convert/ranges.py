@@ -7,6 +7,10 @@ Q-quantile of the per-face maxima (and the (1-Q)-quantile of the per-face minima
 the way quantization-aware training's moving averages of batch extremes behave:
 the rare face beyond it is clipped, every other face gets finer steps.
 
+The same estimator sets the simulated ranges of quantization-aware training
+(`convert.qat.calibrate`) and the channel ranges of `convert.equalize`: all three
+call `robust_range`/`upper_quantile` here.
+
 Mechanics: convert with calibration only (a float model that records min/max per
 tensor), run that model on the same faces keeping every intermediate tensor,
 replace the recorded min/max, then let TFLite's own quantizer finish the job.
@@ -18,6 +22,26 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+
+# Chosen on held-out Training faces (never PublicTest) by int8-vs-float fidelity:
+# research/range_quantile.py, figures in docs/training/range_quantile.json.
+DEFAULT_RANGE_QUANTILE = 0.95
+
+
+def upper_quantile(highs: np.ndarray, quantile: float) -> np.ndarray:
+    """Per column: the `quantile` of the per-face maxima in `highs` (faces, columns)."""
+    return np.quantile(highs, quantile, axis=0)
+
+
+def robust_range(lows: np.ndarray, highs: np.ndarray,
+                 quantile: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: (low, high) from per-face minima and maxima (faces, columns).
+
+    The (1-Q)-quantile of the minima and the Q-quantile of the maxima, widened to
+    include zero, which must stay representable (padding, ReLU), as TFLite requires.
+    """
+    low = np.quantile(lows, 1.0 - quantile, axis=0)
+    return np.minimum(low, 0.0), np.maximum(upper_quantile(highs, quantile), 0.0)
 
 
 def per_face_extremes(tf: Any, calibrated: bytes, faces: Iterable[np.ndarray],
@@ -51,12 +75,11 @@ def robust_ranges(tf: Any, calibrated: bytes, faces: Iterable[np.ndarray],
     tensors = [i for i, t in enumerate(graph.tensors)
                if i not in graph.inputs and t.quantization is not None
                and t.quantization.min is not None and len(t.quantization.min) == 1]
-    lows, highs = per_face_extremes(tf, calibrated, faces, tensors)
-    for column, index in enumerate(tensors):
+    low, high = robust_range(*per_face_extremes(tf, calibrated, faces, tensors), quantile)
+    for index, lo, hi in zip(tensors, low, high, strict=True):
         quantization = graph.tensors[index].quantization
-        # Zero must stay representable (padding, ReLU), as TFLite requires.
-        quantization.min = [min(float(np.quantile(lows[:, column], 1.0 - quantile)), 0.0)]
-        quantization.max = [max(float(np.quantile(highs[:, column], quantile)), 0.0)]
+        quantization.min = [float(lo)]
+        quantization.max = [float(hi)]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 

@@ -1,9 +1,8 @@
-"""Import TensorFlow, or Keras on any of its backends, the one safe way.
+"""Import TensorFlow, or Keras on any of its backends, quietly.
 
 TensorFlow 2.20/2.21 with oneDNN segfaults on the backward pass of a 1x1 stride-2
 Conv2D. Our network never emits that op (shortcuts pool first, then project), so
-oneDNN stays on and keeps its ~2x CPU speed. Models from elsewhere may contain the
-op, so `EDGE_SAFE_TF=1` turns oneDNN off before TensorFlow is first imported.
+oneDNN stays on and keeps its ~2x CPU speed.
 
 Training needs only Keras 3, so `KERAS_BACKEND=jax` (or `torch`) trains on a GPU
 machine that has JAX or PyTorch but no TensorFlow; quantizing always needs
@@ -12,12 +11,55 @@ TensorFlow's converter.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
+
+from convert.errors import BackendError
 
 
-class BackendError(RuntimeError):
-    """The maths library a command needs is not installed: one line says which."""
+@contextlib.contextmanager
+def quiet_native_output() -> Iterator[io.StringIO]:
+    """Silence C++ and Python chatter (absl, MLIR, Keras export) for the block.
+
+    TensorFlow writes hundreds of lines straight to file descriptors 1 and 2,
+    which would bury the CLI's own output and break its one-line errors. The text
+    is kept in the yielded buffer so a failure can still quote it.
+    """
+    captured = io.StringIO()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.flush()
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:  # no real fds 1 and 2 (embedded interpreters): only Python's streams
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+            yield captured
+        return
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+                yield captured
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            captured.write(sink.read().decode(errors="replace"))
+
+
+def quiet_tensorflow(threads: int | None = None) -> Any:
+    """Import TensorFlow without its absl/oneDNN start-up lines on stderr."""
+    with quiet_native_output():
+        return import_tensorflow(threads)
 
 
 def keras_backend() -> str:
@@ -26,8 +68,6 @@ def keras_backend() -> str:
 
 def import_tensorflow(threads: int | None = None) -> ModuleType:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if os.environ.get("EDGE_SAFE_TF") == "1":
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
     try:
         import tensorflow as tf
     except ImportError as exc:

@@ -20,17 +20,13 @@ import numpy as np
 
 from convert import qat
 from convert.augment import Augmentation, augment_batch
+from convert.calibration import calibration_set
+from convert.checkpoints import RUN, load_starting_model
 from convert.data import FaceSet, class_weights
 from convert.model import ModelSpec, build_model, with_input_scaling
-from convert.quantize import DEFAULT_RANGE_QUANTILE, calibration_set
 from convert.tf_env import backend_version, compute_description, import_keras
-from edge.errors import first_line
 
-BEST = "best.keras"
-LAST = "last.keras"
-STATE = "state.json"
 HISTORY = "history.csv"
-RUN = "run.json"
 QAT_CALIBRATION_FACES = 1000
 
 
@@ -94,7 +90,7 @@ def _training_batches(keras: Any, faces: FaceSet, config: TrainConfig) -> Any:
             x = augment_batch(faces.x[take], aug, rng).astype(np.float32)[..., None]
             y = faces.y[take]
             if config.consistency > 0:  # each face twice: float, then simulated int8
-                x, y = np.concatenate([x, x]), np.concatenate([y, y])
+                x, y = qat.paired(x, y)
             return x, onehot[y], weights[y].astype(np.float32)
 
         def on_epoch_end(self) -> None:
@@ -104,177 +100,99 @@ def _training_batches(keras: Any, faces: FaceSet, config: TrainConfig) -> Any:
     return Batches()
 
 
-def load_starting_model(keras: Any, path: Path) -> Any:
-    """The trained model that `--init` fine-tunes; one-line errors for a bad file."""
-    if not path.exists():
-        raise qat.InitError(f"{path}: starting model not found")
-    qat.register()  # a quantization-aware checkpoint may be the start too
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for a corrupt or foreign file
-        raise qat.InitError(f"{path}: not a loadable Keras model ({first_line(exc)})") from None
-
-
 def calibration_pixels(faces: FaceSet, config: TrainConfig) -> np.ndarray:
     """The class-balanced faces `quantize` calibrates on, drawn the same way."""
     return calibration_set(faces, QAT_CALIBRATION_FACES, config.seed).x
 
 
-def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: TrainConfig,
-          resume: bool = False, verbose: int = 1, command: str | None = None) -> dict[str, Any]:
-    keras = import_keras(config.threads or None)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
-
-    state_path = out_dir / STATE
-    initial_epoch, best_val, elapsed_before = 0, None, 0.0
-    if config.quantization_aware:
-        qat.register()  # before a checkpoint holding the simulation is loaded
-    if resume and (out_dir / LAST).exists() and state_path.exists():
-        state = json.loads(state_path.read_text())
-        initial_epoch = int(state["epoch"])
-        best_val = state.get("best_val_accuracy")
-        elapsed_before = float(state.get("wall_seconds", 0.0))
-        model = keras.models.load_model(out_dir / LAST)
-        print(f"resuming from epoch {initial_epoch} (best val accuracy {best_val})")
-    else:
-        model = (qat.quantization_aware_model(config.spec) if config.quantization_aware
-                 else with_input_scaling(keras, build_model(config.spec), config.spec))
-        if config.init:
-            qat.transfer_weights(load_starting_model(keras, Path(config.init)), model)
-        if config.schedule == "cosine":
-            steps = config.epochs * int(np.ceil(len(train_faces) / config.batch_size))
-            lr: Any = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
-        else:
-            lr = config.learning_rate
-        model.compile(
-            optimizer=keras.optimizers.Adam(lr),
-            loss=(qat.consistency_loss(config.label_smoothing, config.consistency)
-                  if config.consistency > 0 else
-                  keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)),
-            metrics=["accuracy"],
-        )
-    params = model.count_params()
-    if config.quantization_aware:  # the simulated ranges are not part of the network
-        params -= qat.simulation_parameters(model)
-    print(f"model: {params:,} parameters ({json.dumps(config.spec.to_dict())})")
-
+def run_record(out_dir: Path, train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig,
+               parameters: int, keras_version: str, initial_epoch: int,
+               command: str | None) -> dict[str, Any]:
+    """run.json: the command, data, configuration and machine; a resume appends itself."""
     typed = command or shlex.join(sys.argv)
-    run_info: dict[str, Any] = {
+    record: dict[str, Any] = {
         "command": typed,
         "train": {"source": train_faces.source, "n": len(train_faces)},
         "val": {"source": val_faces.source, "n": len(val_faces)},
         "config": asdict(config),
-        "parameters": params,
+        "parameters": parameters,
         "backend": backend_version(),
-        "keras": keras.__version__,
+        "keras": keras_version,
         "hardware": compute_description(),
     }
     if initial_epoch and (out_dir / RUN).exists():
         # Keep the command that started the run; record each resume after it.
         earlier = json.loads((out_dir / RUN).read_text())
-        run_info["command"] = earlier.get("command", typed)
-        run_info["resumed"] = [*earlier.get("resumed", []),
-                               {"command": typed, "from_epoch": initial_epoch,
-                                "hardware": run_info["hardware"]}]
+        record["command"] = earlier.get("command", typed)
+        record["resumed"] = [*earlier.get("resumed", []),
+                             {"command": typed, "from_epoch": initial_epoch,
+                              "hardware": record["hardware"]}]
+    return record
+
+
+def new_model(keras: Any, config: TrainConfig, steps_per_epoch: int) -> Any:
+    """The network (quantization-aware if asked), from --init's weights if given, compiled."""
+    model = (qat.quantization_aware_model(config.spec) if config.quantization_aware
+             else with_input_scaling(keras, build_model(config.spec), config.spec))
+    if config.init:
+        qat.transfer_weights(load_starting_model(keras, Path(config.init)), model)
+    if config.schedule == "cosine":
+        lr: Any = keras.optimizers.schedules.CosineDecay(config.learning_rate,
+                                                         config.epochs * steps_per_epoch)
+    else:
+        lr = config.learning_rate
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss=(qat.consistency_loss(config.label_smoothing, config.consistency)
+              if config.consistency > 0 else
+              keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: TrainConfig,
+          resume: bool = False, verbose: int = 1, command: str | None = None) -> dict[str, Any]:
+    keras = import_keras(config.threads or None)
+    from convert import callbacks as cb  # subclasses Keras' Callback: after the import above
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    state_path = out_dir / cb.STATE
+    progress = cb.Progress(out_dir)
+    initial_epoch = 0
+    if config.quantization_aware:
+        qat.register()  # before a checkpoint holding the simulation is loaded
+    if resume and (out_dir / cb.LAST).exists() and state_path.exists():
+        state = json.loads(state_path.read_text())
+        initial_epoch = int(state["epoch"])
+        progress.best = state.get("best_val_accuracy")
+        progress.seconds_before = float(state.get("wall_seconds", 0.0))
+        model = keras.models.load_model(out_dir / cb.LAST)
+        print(f"resuming from epoch {initial_epoch} (best val accuracy {progress.best})")
+    else:
+        model = new_model(keras, config, int(np.ceil(len(train_faces) / config.batch_size)))
+    params = model.count_params()
+    if config.quantization_aware:  # the simulated ranges are not part of the network
+        params -= qat.simulation_parameters(model)
+    print(f"model: {params:,} parameters ({json.dumps(config.spec.to_dict())})")
+    run_info = run_record(out_dir, train_faces, val_faces, config, params, keras.__version__,
+                          initial_epoch, command)
     (out_dir / RUN).write_text(json.dumps(run_info, indent=2))
 
-    started = time.monotonic()
-
-    class SaveState(keras.callbacks.Callback):
-        """Writes last.keras and state.json after each epoch, atomically."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.best = best_val
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            logs = logs or {}
-            val = logs.get("val_accuracy")
-            if val is not None and (self.best is None or val > self.best):
-                self.best = float(val)
-            tmp = out_dir / (LAST + ".tmp.keras")
-            self.model.save(tmp)
-            tmp.replace(out_dir / LAST)
-            state = {"epoch": epoch + 1, "best_val_accuracy": self.best,
-                     "wall_seconds": elapsed_before + time.monotonic() - started,
-                     "learning_rate": float(keras.ops.convert_to_numpy(
-                         self.model.optimizer.learning_rate))}
-            state_path.with_suffix(".tmp").write_text(json.dumps(state))
-            state_path.with_suffix(".tmp").replace(state_path)
-
-    class EpochSeconds(keras.callbacks.Callback):
-        """Adds each epoch's wall time to the logs, so history.csv records speed."""
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.began = time.monotonic()
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            if logs is not None:
-                logs["epoch_seconds"] = round(time.monotonic() - self.began, 2)
-
-    class SaveBest(keras.callbacks.Callback):
-        """best.keras by validation accuracy, always as the plain (deployable) graph."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.best = best_val
-            self.plain = qat.plain_model(config.spec) if config.quantization_aware else None
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            val = (logs or {}).get("val_accuracy")
-            if val is None or (self.best is not None and val <= self.best):
-                return
-            self.best = float(val)
-            keep = self.model
-            if self.plain is not None:
-                qat.transfer_weights(self.model, self.plain)
-                keep = self.plain
-            tmp = out_dir / (BEST + ".tmp.keras")
-            keep.save(tmp)
-            tmp.replace(out_dir / BEST)
-
-    training_mode = qat.SECOND_HALF if config.consistency > 0 else qat.ON
-    val_pixels = val_faces.x[..., None].astype(np.float32)
-
-    class Recalibrate(keras.callbacks.Callback):
-        """Re-measures the simulated int8 ranges as the weights move."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.pixels = calibration_pixels(train_faces, config)
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            # The ranges `edge-convert quantize` will measure by default.
-            qat.calibrate(self.model, self.pixels, DEFAULT_RANGE_QUANTILE, mode=training_mode)
-
-    class QuantizedValidation(keras.callbacks.Callback):
-        """val_accuracy of the simulated int8 model, with the float one's and agreement."""
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            if logs is not None:
-                logs.update(qat.validation_scores(self.model, val_pixels, val_faces.y,
-                                                  training_mode))
-
-    callbacks: list[Any] = [
-        EpochSeconds(),
-        SaveBest(),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
-                                      patience=config.early_stop_patience),
-        keras.callbacks.CSVLogger(out_dir / HISTORY, append=resume),
-        SaveState(),
-    ]
-    if config.quantization_aware:  # before the callbacks that read val_accuracy
-        callbacks[0:0] = [Recalibrate(), QuantizedValidation()]
-    if config.schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            # Quantization-aware validation reports accuracies, not a loss.
-            **({"monitor": "val_accuracy", "mode": "max"} if config.quantization_aware
-               else {"monitor": "val_loss"}),
-            factor=0.5, patience=config.plateau_patience, min_lr=1e-5, verbose=1))
-
+    progress.started = time.monotonic()
+    callbacks = cb.training_callbacks(
+        progress, config.spec, out_dir / HISTORY, resume=resume,
+        early_stop_patience=config.early_stop_patience,
+        plateau_patience=config.plateau_patience if config.schedule == "plateau" else None,
+        quantization_aware=config.quantization_aware,
+        calibration=(calibration_pixels(train_faces, config) if config.quantization_aware
+                     else None),
+        val_faces=val_faces,
+        mode=qat.Mode.SECOND_HALF if config.consistency > 0 else qat.Mode.ON)
     validation = None if config.quantization_aware else (  # QuantizedValidation's job
-        val_pixels, np.eye(config.spec.classes, dtype=np.float32)[val_faces.y])
+        val_faces.x[..., None].astype(np.float32),
+        np.eye(config.spec.classes, dtype=np.float32)[val_faces.y])
     model.fit(
         _training_batches(keras, train_faces, config),
         validation_data=validation,
@@ -283,6 +201,7 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
     )
     state = json.loads(state_path.read_text())
     summary = {**run_info, "epochs_run": state["epoch"], "wall_seconds": state["wall_seconds"],
-               "best_val_accuracy": state["best_val_accuracy"], "best_model": str(out_dir / BEST)}
+               "best_val_accuracy": state["best_val_accuracy"],
+               "best_model": str(out_dir / cb.BEST)}
     (out_dir / RUN).write_text(json.dumps(summary, indent=2))
     return summary

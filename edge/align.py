@@ -1,7 +1,7 @@
 """Crop a face the way FER2013's registered faces are framed.
 
 FER2013 faces are registered so the eyes sit at about the same place in every
-48x48 image. `bench/fer_framing.py` measured it with our own landmark model on
+48x48 image. `research/fer_framing.py` measured it with our own landmark model on
 1,057 training images: eye midpoint at 39.5% of the height, centred, eyes
 36.4% of the width apart (medians). The crop rotates the face upright on the
 eye line (training augments roll by +-10 degrees around upright) and places the

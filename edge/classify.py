@@ -8,45 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge import selftest
 from edge.errors import ModelError, first_line
+from edge.model_contract import ALWAYS, Sidecar, mirror_averaged, needs_mirror
 
-SIDECAR_FORMAT = "edge-emotion-model/1"
-ALWAYS = 1.0  # a mirror margin no pair of probabilities reaches: every face is mirrored
-
-
-def needs_mirror(probabilities: np.ndarray, margin: float) -> np.ndarray:
-    """Which faces get the mirror pass: those whose top two classes are within `margin`.
-
-    A confident face keeps its class whether or not it is averaged with its mirror
-    image; the second invoke only changes the answer near a tie, so it is spent there.
-    The same rule runs on the float model in `edge-convert evaluate`.
-    """
-    if margin >= ALWAYS:
-        return np.ones(len(probabilities), dtype=bool)
-    top_two = np.sort(probabilities, axis=1)[:, -2:]
-    return (top_two[:, 1] - top_two[:, 0]) < margin
-
-
-def mirror_averaged(first: np.ndarray, faces: np.ndarray, margin: float,
-                    predict: Any) -> tuple[np.ndarray, np.ndarray]:
-    """`first` with the uncertain faces averaged with predict(their mirror images),
-    and which faces those were."""
-    redo = needs_mirror(first, margin)
-    if not redo.any():
-        return first, redo
-    out = first.copy()
-    out[redo] = 0.5 * (first[redo] + predict(np.ascontiguousarray(faces[redo][:, :, ::-1])))
-    return out, redo
+# Sidecar and the mirror rule live in edge.model_contract; re-exported for existing callers.
+__all__ = ["ALWAYS", "EmotionClassifier", "Sidecar", "load_interpreter_class", "mirror_averaged",
+           "native_stderr_silenced", "needs_mirror", "sha256_of"]
 
 
 def load_interpreter_class() -> tuple[Any, str]:
@@ -103,40 +79,6 @@ def native_stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
-@dataclass(frozen=True)
-class Sidecar:
-    """What the device needs to know about a model, read from NAME.json."""
-
-    labels: tuple[str, ...]
-    input_shape: tuple[int, ...]
-    mean: float
-    std: float
-    framing: dict[str, float]
-    mirror_average: bool
-    mirror_margin: float  # mirror only faces whose top-two probabilities are closer
-    raw: dict[str, Any]
-
-    @classmethod
-    def read(cls, path: Path) -> Sidecar:
-        if not path.exists():
-            raise ModelError(f"{path}: model sidecar missing (expected beside the .tflite)")
-        try:
-            raw = json.loads(path.read_text())
-            norm = raw["input"]["normalisation"]
-            return cls(
-                labels=tuple(str(label) for label in raw["labels"]),
-                input_shape=tuple(int(d) for d in raw["input"]["shape"]),
-                mean=float(norm["mean"]),
-                std=float(norm["std"]),
-                framing={k: float(v) for k, v in raw.get("framing", {}).items()},
-                mirror_average=bool(raw.get("inference", {}).get("mirror_average", False)),
-                mirror_margin=float(raw.get("inference", {}).get("mirror_margin", ALWAYS)),
-                raw=raw,
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ModelError(f"{path}: sidecar unreadable or incomplete ({exc!r})") from None
-
-
 class EmotionClassifier:
     """Classifies aligned 48x48 grayscale faces with the int8 model."""
 
@@ -146,6 +88,8 @@ class EmotionClassifier:
         self.model_path = Path(model_path)
         if not self.model_path.exists():
             raise ModelError(f"{self.model_path}: model file not found")
+        if self.model_path.is_dir():
+            raise ModelError(f"{self.model_path}: is a folder, not a .tflite model file")
         self.sidecar = Sidecar.read(
             Path(sidecar_path) if sidecar_path else self.model_path.with_suffix(".json"))
         # None: as the sidecar says (the model was evaluated that way); True forces
@@ -153,15 +97,9 @@ class EmotionClassifier:
         self.mirror_average = (self.sidecar.mirror_average if mirror_average is None
                                else mirror_average)
         self.mirror_margin = self.sidecar.mirror_margin if mirror_average is None else ALWAYS
-        interpreter_class, self.runtime = load_interpreter_class()
-        try:
-            with native_stderr_silenced():
-                self._interpreter = interpreter_class(model_path=str(self.model_path),
-                                                      num_threads=max(1, threads))
-                self._interpreter.allocate_tensors()
-        except Exception as exc:  # the runtimes raise ValueError/RuntimeError variously
-            raise ModelError(f"{self.model_path}: not a loadable TFLite model "
-                             f"({first_line(exc)})") from None
+        self._interpreter_class, self.runtime = load_interpreter_class()
+        self._threads = max(1, threads)
+        self._open_interpreter()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._check_contract()
@@ -177,6 +115,28 @@ class EmotionClassifier:
         self._out_scale = out_scale if self._output["dtype"] != np.float32 else 1.0
         self._out_zero = out_zero if self._output["dtype"] != np.float32 else 0
         self.input_size = int(self._input["shape"][1])
+        # Wrong kernels give plausible wrong labels, not crashes: test them once, now.
+        self.self_test = selftest.verify(self)
+
+    def _open_interpreter(self, **options: Any) -> None:
+        try:
+            with native_stderr_silenced():
+                self._interpreter = self._interpreter_class(
+                    model_path=str(self.model_path), num_threads=self._threads, **options)
+                self._interpreter.allocate_tensors()
+        except Exception as exc:  # the runtimes raise ValueError/RuntimeError variously
+            raise ModelError(f"{self.model_path}: not a loadable TFLite model "
+                             f"({first_line(exc)})") from None
+        self.kernels = "XNNPACK" if selftest.uses_delegate(self._interpreter) else "builtin"
+
+    def reopen_without_delegates(self) -> bool:
+        """Swap to the runtime's builtin kernels (no XNNPACK); False if it cannot."""
+        resolver = selftest.op_resolver_type(self._interpreter_class)
+        if resolver is None or self.kernels == "builtin":
+            return False
+        self._open_interpreter(experimental_op_resolver_type=(
+            resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+        return True
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from edge.errors import EdgeError, SourceError
+from edge.errors import EdgeError, NothingLogged, SourceError
 
 # Exit codes: 2 = bad input that a restart cannot fix (config, model, file);
 # 3 = a camera or stream that is not there yet: systemd retries that one.
 EXIT_BAD_INPUT = 2
 EXIT_SOURCE_MISSING = 3
+# 1 = the run ended, but not one event reached the event log (a full or read-only disk).
+EXIT_NOTHING_LOGGED = 1
 
 # CLI flag -> (section, key). Every flag here overrides the config file.
 OVERRIDES: dict[str, tuple[str, str]] = {
@@ -30,7 +33,9 @@ OVERRIDES: dict[str, tuple[str, str]] = {
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    click.echo(f"edge-run: error: {message}", err=True)
+    # Under systemd, <3> files the line at error priority, like edge.logs does.
+    priority = "<3>" if os.environ.get("JOURNAL_STREAM") else ""
+    click.echo(f"{priority}edge-run: error: {message}", err=True)
     sys.exit(code)
 
 
@@ -79,13 +84,33 @@ def load_config(config_path: Path | None, options: dict[str, Any]) -> Any:
     return config.load(config_path, overrides_from(options))
 
 
-@click.group(invoke_without_command=True)
+class DefaultRunGroup(click.Group):
+    """`edge-run [RUN OPTIONS]` is `edge-run run [RUN OPTIONS]`; the help shows run's options."""
+
+    OWN_OPTIONS = ("--help", "--version")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # No words, or an option first: the default command. A first word that is not a
+        # command stays an error ("No such command"), so a typo never starts a run.
+        if not args or (args[0].startswith("-") and args[0] not in self.OWN_OPTIONS):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help(ctx, formatter)
+        run_command = self.commands["run"]
+        with formatter.section("Run options (edge-run [RUN OPTIONS] = edge-run run [RUN OPTIONS])"):
+            formatter.write_dl([record for param in run_command.get_params(ctx)
+                                if (record := param.get_help_record(ctx)) is not None
+                                and "--help" not in record[0]])
+
+
+@click.group(cls=DefaultRunGroup)
 @click.version_option(package_name="edge-emotion")
-@click.pass_context
-def main(ctx: click.Context) -> None:
-    """Facial emotion and blink logging on a camera, a file or a stream."""
-    if ctx.invoked_subcommand is None:
-        ctx.invoke(run)
+def main() -> None:
+    """Facial emotion and blink logging on a camera, a file or a stream.
+
+    With no command, or with run options only, it runs the pipeline (`run`)."""
 
 
 @main.command()
@@ -101,6 +126,7 @@ def run(config_path: Path | None = None, quiet: bool = False, verbose: bool = Fa
     from edge.logs import setup_logging
     from edge.runner import Runner
     from edge.sinks.console import ConsoleSink
+    from edge.sinks.jsonl import JsonlLog
 
     started = time.monotonic()
     setup_logging(verbose=verbose, quiet=quiet)
@@ -108,14 +134,22 @@ def run(config_path: Path | None = None, quiet: bool = False, verbose: bool = Fa
         config = load_config(config_path, options)
         console = ConsoleSink(click.echo, quiet=quiet, verbose=verbose)
         with build(config, [console]) as parts:
+            if not quiet:  # a file nobody asked for by name must not go unnoticed
+                click.echo(f"event log: {Path(config.log.path).absolute()}" if config.log.path
+                           else "event log: none (--log FILE keeps one)")
             code = Runner(parts, started=started).run()
+        for sink in parts.events:  # closed now: did anything reach the event log?
+            if isinstance(sink, JsonlLog):
+                sink.check_written()
+    except NothingLogged as exc:
+        fail(str(exc), EXIT_NOTHING_LOGGED)
     except SourceError as exc:
         from edge.sources import is_live
 
         fail(str(exc), EXIT_SOURCE_MISSING if is_live(config.source.input) else EXIT_BAD_INPUT)
     except EdgeError as exc:
         fail(str(exc))
-    except OSError as exc:  # e.g. the log folder cannot be created
+    except OSError as exc:  # anything not turned into an EdgeError where it happened
         fail(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}".lstrip(": "))
     sys.exit(code)
 
@@ -124,7 +158,7 @@ def run(config_path: Path | None = None, quiet: bool = False, verbose: bool = Fa
 @config_options
 @click.option("--no-camera", is_flag=True, help="Skip opening the source.")
 def check(config_path: Path | None = None, no_camera: bool = False, **options: Any) -> None:
-    """Validate config, model, landmark file and camera; say what is wrong in one line."""
+    """Validate config, model, landmarks, outputs and camera; say what is wrong in one line."""
     from edge.commands.check import run_checks
 
     try:

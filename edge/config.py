@@ -8,6 +8,7 @@ ConfigError whose one-line message names the key (`detect.width`), so
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -101,7 +102,9 @@ class BlinkConfig:
 
 @dataclass
 class LogConfig:
-    path: str = "edge-emotion.jsonl"  # "" disables the event log
+    # "" disables the event log. The folder must exist. Not used by the demo (no
+    # source.input) unless set in the file or with --log.
+    path: str = "edge-emotion.jsonl"
     summary_every: float = 60.0  # seconds between summary lines
     max_bytes: int = 10_000_000  # rotate when the file grows past this
     backups: int = 5  # rotated files kept: LOG.1 ... LOG.N
@@ -219,18 +222,27 @@ def _validate(section: str, key: str, value: Any) -> None:
 
 
 def apply(config: Config, values: dict[str, Any], origin: str = "config") -> Config:
-    """Overlay `{section: {key: value}}` on `config`, checking every key and value."""
+    """Overlay `{section: {key: value}}` on `config`, checking every key and value.
+
+    Every error names `origin` (the file, or "command line") first."""
+    try:
+        return _apply(config, values)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+
+
+def _apply(config: Config, values: dict[str, Any]) -> Config:
     for section, entries in values.items():
         if not hasattr(config, section) or section.startswith("_"):
             known = ", ".join(f.name for f in dataclasses.fields(config))
-            raise ConfigError(f"{origin}: unknown section [{section}] (known: {known})")
+            raise ConfigError(f"unknown section [{section}] (known: {known})")
         if not isinstance(entries, dict):
-            raise ConfigError(f"{origin}: [{section}] must be a table")
+            raise ConfigError(f"[{section}] must be a table")
         target = getattr(config, section)
         names = {f.name for f in dataclasses.fields(target)}
         for key, value in entries.items():
             if key not in names:
-                raise ConfigError(f"{origin}: unknown key {section}.{key} "
+                raise ConfigError(f"unknown key {section}.{key} "
                                   f"(known: {', '.join(sorted(names))})")
             coerced = _coerce(f"{section}.{key}", value, getattr(target, key))
             _validate(section, key, coerced)
@@ -238,6 +250,9 @@ def apply(config: Config, values: dict[str, Any], origin: str = "config") -> Con
     if config.source.retry_max < config.source.retry_initial:
         raise ConfigError("source.retry_max must be >= source.retry_initial")
     _check_mqtt(config.mqtt)
+    if _same_file(config.source.input, config.log.path):
+        raise ConfigError(f"log.path and source.input are the same file ({config.log.path}): "
+                          "the log would append to the video")
     if config.blink.open_ratio < config.blink.close_ratio:
         raise ConfigError("blink.open_ratio must be >= blink.close_ratio")
     if config.blink.open_sigma > config.blink.close_sigma:
@@ -245,6 +260,12 @@ def apply(config: Config, values: dict[str, Any], origin: str = "config") -> Con
     if config.blink.max_duration <= config.blink.min_duration:
         raise ConfigError("blink.max_duration must be > blink.min_duration")
     return config
+
+
+def _same_file(source: str, log_path: str) -> bool:
+    if not source or not log_path or source.isdigit() or "://" in source or source == "picamera":
+        return False
+    return os.path.realpath(source) == os.path.realpath(log_path)
 
 
 # A topic level: no MQTT wildcards (+ #), and safe in Home Assistant ids.
@@ -272,6 +293,7 @@ def _check_mqtt(mqtt: MqttConfig) -> None:
 def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Defaults, then the TOML file (if any), then `{section: {key: value}}` overrides."""
     config = Config()
+    log_set = bool(overrides and "path" in overrides.get("log", {}))
     if path:
         path = Path(path)
         try:
@@ -283,8 +305,13 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML ({exc})") from None
         apply(config, data, origin=str(path))
+        log_set = log_set or "path" in (data.get("log") or {})
     if overrides:
         apply(config, overrides, origin="command line")
+    if not config.source.input and not log_set:
+        # The demo on the embedded clip keeps no log unless asked: a file nobody asked for
+        # in whatever folder the user stands in (or a failure where that is read-only).
+        config.log.path = ""
     return config
 
 

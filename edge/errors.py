@@ -23,6 +23,15 @@ class SourceError(EdgeError):
     """A frame source that cannot be opened."""
 
 
+class MissingModule(EdgeError):
+    """A Python module the configuration needs is not installed: a restart cannot fix it,
+    so it is bad input (exit 2), never a missing camera (exit 3, retried)."""
+
+
+class NothingLogged(EdgeError):
+    """The run ended, but not one event reached the event log (e.g. --log /dev/full)."""
+
+
 class MqttError(EdgeError):
     """Unusable MQTT settings (credentials, TLS files, missing paho): one line."""
 

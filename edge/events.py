@@ -18,10 +18,13 @@ KINDS = ("start", "emotion", "blink", "summary", "error", "stop")
 
 
 def start(*, version: str, source: str, model: str, model_sha256: str, runtime: str,
-          labels: Sequence[str], config: dict[str, Any]) -> Event:
+          labels: Sequence[str], config: dict[str, Any], kernels: str = "",
+          self_test: str = "") -> Event:
+    """`kernels`: XNNPACK or builtin; `self_test`: the model's start-up self-test result."""
     return Event("start", data={
         "version": version, "source": source, "model": model, "model_sha256": model_sha256,
-        "runtime": runtime, "labels": list(labels), "config": config})
+        "runtime": runtime, "kernels": kernels, "self_test": self_test,
+        "labels": list(labels), "config": config})
 
 
 def emotion(frame: int, face: int, label: str, previous: str | None,

@@ -19,10 +19,14 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+MIN_SIDE = 16  # pixels: smaller frames cannot hold a face the detector finds
+
+
 def frame_is_usable(image: np.ndarray | None) -> bool:
     """Reject empty, tiny or odd-typed frames some drivers return after a glitch."""
     return (image is not None and isinstance(image, np.ndarray) and image.dtype == np.uint8
-            and image.ndim in (2, 3) and image.shape[0] >= 16 and image.shape[1] >= 16)
+            and image.ndim in (2, 3) and image.shape[0] >= MIN_SIDE
+            and image.shape[1] >= MIN_SIDE)
 
 
 def letterbox(image: np.ndarray, width: int, height: int) -> np.ndarray:

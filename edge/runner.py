@@ -19,6 +19,7 @@ from types import FrameType
 from edge import __version__, events
 from edge.build import Parts
 from edge.classify import sha256_of
+from edge.errors import SourceError
 from edge.notify import SystemdNotifier
 from edge.sinks.annotate import annotate
 from edge.stats import RunStats
@@ -62,11 +63,14 @@ class Runner:
         for sink in self.parts.events:
             sink.write(event)
 
-    def _error(self, kind: str, message: str, frame: int | None = None) -> None:
-        log.error("%s", message)
+    def _error(self, kind: str, message: str, frame: int | None = None,
+               level: int = logging.ERROR, key: str = "") -> None:
+        log.log(level, "%s", message)
+        # Rate-limited per kind and key: failed retries still reach the log while the
+        # outage lasts, and a reconnect is never swallowed by the failures before it.
         now = time.monotonic()
-        if now - self._last_error_event.get(kind, -1e9) >= ERROR_EVENT_EVERY:
-            self._last_error_event[kind] = now
+        if now - self._last_error_event.get(f"{kind}/{key}", -1e9) >= ERROR_EVENT_EVERY:
+            self._last_error_event[f"{kind}/{key}"] = now
             self.emit(events.error(kind, message, frame))
 
     def _summary(self, final: bool = False) -> None:
@@ -83,10 +87,13 @@ class Runner:
             version=__version__, source=parts.source.description,
             model=str(self.config.model_path()), model_sha256=sha256_of(self.config.model_path()),
             runtime=parts.pipeline.classifier.runtime, labels=parts.pipeline.labels,
-            config=asdict(self.config)))
+            kernels=parts.pipeline.classifier.kernels,
+            self_test=parts.pipeline.classifier.self_test, config=asdict(self.config)))
         while self.stop_reason is None:
             self.step()
         self.finish()
+        if self.frames == 0 and parts.source.finished:  # logged (start, summary, stop)
+            raise SourceError(f"{parts.source.description}: no usable frame in the file")
         return 0
 
     def step(self) -> FrameResult | None:
@@ -98,13 +105,16 @@ class Runner:
         clock = time.perf_counter
         source = self.parts.source
         for problem in source.drain_problems():
-            self._error("source", problem)
+            self._error("source", str(problem), level=getattr(problem, "level", logging.ERROR),
+                        key=getattr(problem, "key", ""))
         t0 = clock()
         frame = source.read(timeout=READ_TIMEOUT)
         t1 = clock()
         if frame is None:
             if source.finished:
                 self.stop_reason = "end of input"
+            elif self.stats.period_age() >= self.config.log.summary_every:
+                self._summary()  # an outage still reports, with 0 frames
             return None  # no frame: no watchdog ping, so systemd sees a stalled camera
         try:
             result = self.parts.pipeline.process(frame)

@@ -15,6 +15,7 @@ through exactly the code a real camera uses.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -24,14 +25,31 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from edge.errors import SourceError
-from edge.images import frame_is_usable, to_gray
+from edge.errors import MissingModule, SourceError
+from edge.images import MIN_SIDE, frame_is_usable, to_gray
 from edge.types import Frame
 
 # OpenCV's own warnings (a missing device, a backend probe) would interleave with
 # our one-line errors and the journal; we report failures ourselves.
 with contextlib.suppress(AttributeError):
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+class Problem(str):
+    """A message for the journal and the event log, with its level and a rate-limit key.
+
+    A str, so a problem reads as its message; `key` groups problems the runner rate-
+    limits together ("lost", "retry", "back"): a reconnect is never hidden behind the
+    failed retries before it.
+    """
+
+    level: int
+    key: str
+
+    def __new__(cls, text: str, level: int = logging.ERROR, key: str = "") -> Problem:
+        problem = super().__new__(cls, text)
+        problem.level, problem.key = level, key
+        return problem
 
 
 class Source(Protocol):
@@ -42,7 +60,7 @@ class Source(Protocol):
     def read(self, timeout: float = 1.0) -> Frame | None: ...
     @property
     def finished(self) -> bool: ...
-    def drain_problems(self) -> list[str]: ...
+    def drain_problems(self) -> list[Problem]: ...
     def close(self) -> None: ...
 
 
@@ -85,6 +103,11 @@ class OpenCVCamera:
                    else self._opener(target))
         if not capture.isOpened():
             capture.release()
+            if is_stream_url(self.target):
+                from edge.stream_probe import stream_failure_reason
+
+                raise SourceError(f"stream {self.target} could not be opened: "
+                                  f"{stream_failure_reason(self.target)}")
             raise SourceError(f"camera {self.target!r} could not be opened")
         if is_device:
             capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
@@ -124,9 +147,10 @@ class PiCamera:
     def open(self) -> None:
         try:
             from picamera2 import Picamera2
-        except ImportError as exc:
-            raise SourceError("picamera2 is not available: on Raspberry Pi OS install "
-                              f"python3-picamera2 ({exc})") from None
+        except ImportError:
+            raise MissingModule(
+                "picamera2 is not installed: on Raspberry Pi OS `sudo apt install "
+                "python3-picamera2`, in a venv made with --system-site-packages") from None
         try:
             camera = Picamera2()
             config = camera.create_video_configuration(
@@ -171,9 +195,10 @@ class LiveSource:
         self._lock = threading.Condition()
         self._latest: tuple[np.ndarray, np.ndarray | None, float] | None = None
         self._index = 0
-        self._problems: list[str] = []
+        self._problems: list[Problem] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lost_at: float | None = None
         self.connected = False
 
     def open(self) -> None:
@@ -188,11 +213,11 @@ class LiveSource:
     def finished(self) -> bool:
         return False
 
-    def _problem(self, text: str) -> None:
+    def _problem(self, text: str, level: int = logging.ERROR, key: str = "") -> None:
         with self._lock:
-            self._problems.append(text)
+            self._problems.append(Problem(text, level, key))
 
-    def drain_problems(self) -> list[str]:
+    def drain_problems(self) -> list[Problem]:
         with self._lock:
             problems, self._problems = self._problems, []
         return problems
@@ -206,12 +231,16 @@ class LiveSource:
                 self.camera.open()
             except SourceError as exc:
                 self._problem(f"{self.description}: reconnect failed ({exc}); "
-                              f"retrying in {delay:.1f}s")
+                              f"retrying in {delay:.1f}s", key="retry")
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.retry_max)
                 continue
             self.connected = True
-            self._problem(f"{self.description}: reconnected")
+            # Good news: a warning in the journal (the outage happened), not an error.
+            outage = time.monotonic() - (self._lost_at or time.monotonic())
+            self._lost_at = None
+            self._problem(f"{self.description}: reconnected after {outage:.1f}s",
+                          logging.WARNING, key="back")
             break
         return delay
 
@@ -225,8 +254,10 @@ class LiveSource:
             if grabbed is None:
                 failures += 1
                 if failures >= self.failures_before_reconnect:
+                    if self._lost_at is None:
+                        self._lost_at = time.monotonic()
                     self._problem(f"{self.description}: no frames ({failures} failed reads); "
-                                  f"reconnecting in {delay:.1f}s")
+                                  f"reconnecting in {delay:.1f}s", key="lost")
                     self._stop.wait(delay)
                     delay = self._reconnect(min(delay * 2, self.retry_max))
                     failures = 0
@@ -275,7 +306,7 @@ class FileSource:
         self._last_ts = 0.0
         self._fps = 30.0
         self._done = False
-        self._problems: list[str] = []
+        self._problems: list[Problem] = []
         self._started = 0.0
         self._jpeg_gray = False
 
@@ -285,6 +316,14 @@ class FileSource:
         self._capture = cv2.VideoCapture(self.path)
         if not self._capture.isOpened():
             raise SourceError(f"{self.path}: not a readable video or image")
+        # Every frame of a file has one size: a file of tiny frames is an error now, not
+        # a run of skipped frames that ends in "0 frames".
+        width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if 0 < min(width, height) < MIN_SIDE:
+            self.close()
+            raise SourceError(f"{self.path}: frames are {width}x{height}, under the "
+                              f"{MIN_SIDE}x{MIN_SIDE} minimum")
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self._fps = fps if fps and 0.5 <= fps <= 240 else 30.0
         self._started = time.monotonic()
@@ -302,7 +341,7 @@ class FileSource:
     def finished(self) -> bool:
         return self._done
 
-    def drain_problems(self) -> list[str]:
+    def drain_problems(self) -> list[Problem]:
         problems, self._problems = self._problems, []
         return problems
 
@@ -320,7 +359,7 @@ class FileSource:
             if self._jpeg_gray:
                 image = cv2.imdecode(image, cv2.IMREAD_GRAYSCALE)
             if not frame_is_usable(image):
-                self._problems.append(f"{self.path}: unusable frame skipped")
+                self._problems.append(Problem(f"{self.path}: unusable frame skipped"))
                 continue
             media_ts = self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             timestamp = self._offset + media_ts

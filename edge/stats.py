@@ -13,7 +13,13 @@ from edge.types import FrameResult
 class Tally:
     counts: Counter = field(default_factory=Counter)  # face observations per emotion
     blinks: int = 0
-    faces: set[int] = field(default_factory=set)
+    # Distinct track ids. Ids are handed out in increasing order, so a since-start tally
+    # counts ids above the newest seen (a set would grow for months on a busy kiosk);
+    # a period tally keeps its ids, which the next period drops.
+    count_only: bool = False
+    faces: int = 0
+    newest_id: int = -1
+    face_ids: set[int] = field(default_factory=set)
     frames: int = 0
     started: float = field(default_factory=time.monotonic)
     first_ts: float | None = None  # source clock: blink rates are per minute of video
@@ -24,8 +30,14 @@ class Tally:
         if self.first_ts is None:
             self.first_ts = result.frame.timestamp
         self.last_ts = result.frame.timestamp
-        for face in result.faces:
-            self.faces.add(face.track_id)
+        for face in sorted(result.faces, key=lambda f: f.track_id):
+            if self.count_only:
+                if face.track_id > self.newest_id:
+                    self.newest_id = face.track_id
+                    self.faces += 1
+            elif face.track_id not in self.face_ids:
+                self.face_ids.add(face.track_id)
+                self.faces += 1
             if face.emotion:
                 self.counts[face.emotion] += 1
         self.blinks += sum(1 for e in result.events if e.kind == "blink")
@@ -40,7 +52,7 @@ class Tally:
         media = (self.last_ts - self.first_ts) if self.first_ts is not None else 0.0
         media = max(media, 1e-6)
         return {"counts": {label: self.counts.get(label, 0) for label in labels},
-                "blinks": self.blinks, "faces": len(self.faces), "frames": self.frames,
+                "blinks": self.blinks, "faces": self.faces, "frames": self.frames,
                 "seconds": round(seconds, 3), "media_seconds": round(media, 3),
                 "fps": round(self.fps(now), 2),
                 "blink_rate_per_min": round(self.blinks * 60.0 / media, 2)}
@@ -52,7 +64,7 @@ class RunStats:
     def __init__(self, labels: tuple[str, ...]) -> None:
         self.labels = labels
         self.period = Tally()
-        self.total = Tally()
+        self.total = Tally(count_only=True)
 
     def add(self, result: FrameResult) -> None:
         self.period.add(result)

@@ -1,6 +1,6 @@
 """Per-face classification alone: one 48x48 (or fer's 64x64) face per call.
 
-    python classify_worker.py SPEC_JSON SPAWNED_AT
+    python -m bench.baselines.classify_worker SPEC_JSON SPAWNED_AT
 
 spec["extra"] names the models: "int8" and "float32" (.tflite, through the
 device's own EmotionClassifier.predict: preprocessing, invoke, dequantize),
@@ -16,12 +16,9 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from common import emit, pin_for, summarize, worker_args
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench.baselines.common import emit, pin_for, summarize, worker_args
 
 WARMUP = 10
 

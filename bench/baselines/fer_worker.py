@@ -4,7 +4,7 @@ Runs inside bench/.venv-fer (see fer_env.py), never in the project's
 environment: fer needs OpenCV 4 (its Haar cascade; OpenCV 5 has no
 CascadeClassifier) and imports TensorFlow at module import.
 
-    python fer_worker.py SPEC_JSON SPAWNED_AT     # prints one JSON line
+    python -m bench.baselines.fer_worker SPEC_JSON SPAWNED_AT     # prints one JSON line
 
 fer is used exactly as its README does, `FER()` then `detect_emotions(frame)`
 on each BGR frame, with its defaults: OpenCV Haar cascade (scale 1.1, 5
@@ -24,7 +24,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from common import (
+from bench.baselines.common import (
     LoopingClip,
     StageClock,
     describe,

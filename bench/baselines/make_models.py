@@ -1,14 +1,15 @@
 """Models the baselines need, made with TensorFlow into a scratch folder.
 
-    python bench/baselines/make_models.py OUT_DIR [--int8 models/emotion_int8.tflite]
+    python -m bench.baselines.make_models OUT_DIR [--int8 models/emotion_int8.tflite]
 
 Writes, and prints as one JSON line:
 
 * `emotion_float32.tflite` + `.json`: our network without quantization (float32
   in and out, the same raw 0..255 input), for "our pipeline, float model". Its
-  weights come from runs/edge32/best.keras when that checkpoint exists (copied
-  first: training may rewrite it; it is never written), else random weights in
-  the architecture of runs/edge32/run.json (timing does not depend on weights).
+  weights come from the checkpoint the shipped int8 model was quantized from
+  (the sidecar's source_model.path) when this machine has it (copied first:
+  training may rewrite it; it is never written), else random weights in the
+  architecture of docs/training/run.json (timing does not depend on weights).
 * `edge_float.keras`: that same float network as Keras (classification alone).
 * `original_xception.keras`: an Xception of the original project's size
   (convert.model.build_model with ORIGINAL_SPEC, ~2.9M parameters, random
@@ -21,20 +22,19 @@ import argparse
 import hashlib
 import json
 import shutil
-import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from convert.model import ModelSpec, build_model
+from convert.tf_env import quiet_native_output, quiet_tensorflow
+from edge.model_contract import Sidecar
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-
-from convert.model import ModelSpec, build_model  # noqa: E402
-from convert.quantize import quiet_native_output, quiet_tensorflow  # noqa: E402
-
+INT8_SIDECAR = REPO / "models" / "emotion_int8.json"
 # The float checkpoint the shipped int8 model was quantized from, where this machine has it.
-CHECKPOINT = REPO / json.loads((REPO / "models" / "emotion_int8.json").read_text()
-                               )["source_model"]["path"]
+CHECKPOINT = REPO / (Sidecar.read(INT8_SIDECAR).source_model or {}).get("path", "-")
 RUN_INFO = REPO / "docs" / "training" / "run.json"  # the shipped model's run record
 # Roughly the original project's Xception: 2.5M+ parameters on 48x48x1 input.
 ORIGINAL_SPEC = ModelSpec(width=64, modules=4, middle=4)
@@ -69,17 +69,13 @@ def float_tflite(tf: Any, model: Any) -> bytes:
         return bytes(converter.convert())
 
 
-def float_sidecar(int8_sidecar: dict[str, Any], content: bytes, source: str) -> dict[str, Any]:
+def float_sidecar(int8: Sidecar, content: bytes, source: str) -> Sidecar:
     """The shipped sidecar with float32 input/output and no quantization."""
-    sidecar = json.loads(json.dumps(int8_sidecar))
-    for side in ("input", "output"):
-        sidecar[side]["dtype"] = "float32"
-        sidecar[side]["quantization"] = None
-    sidecar["source_model"] = {"path": source}
-    sidecar["tflite_sha256"] = hashlib.sha256(content).hexdigest()
-    sidecar["size_bytes"] = len(content)
-    sidecar.pop("calibration", None)
-    return sidecar
+    return replace(int8, input=replace(int8.input, dtype="float32", quantization=None),
+                   output=replace(int8.output, dtype="float32", quantization=None),
+                   source_model={"path": source},
+                   tflite_sha256=hashlib.sha256(content).hexdigest(),
+                   size_bytes=len(content), calibration=None)
 
 
 def _now() -> str:
@@ -100,9 +96,8 @@ def main() -> None:
     content = float_tflite(tf, edge)
     tflite = args.out / "emotion_float32.tflite"
     tflite.write_bytes(content)
-    int8_sidecar = json.loads(args.int8.with_suffix(".json").read_text())
-    tflite.with_suffix(".json").write_text(
-        json.dumps(float_sidecar(int8_sidecar, content, edge_source), indent=2) + "\n")
+    int8_sidecar = Sidecar.read(args.int8.with_suffix(".json"))
+    float_sidecar(int8_sidecar, content, edge_source).write(tflite.with_suffix(".json"))
 
     with quiet_native_output():
         original = build_model(ORIGINAL_SPEC)

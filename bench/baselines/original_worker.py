@@ -6,7 +6,7 @@ ratio for blinks, then a crop of the HOG box resized to 48x48, scaled to 0..1
 and classified by a float Keras Xception (~2.9M parameters, random weights:
 timing only) with one `model.predict` call per face.
 
-    python original_worker.py SPEC_JSON SPAWNED_AT   # spec["extra"]["keras_model"]
+    python -m bench.baselines.original_worker SPEC_JSON SPAWNED_AT   # spec["extra"]["keras_model"]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import (
+from bench.baselines.common import (
     LoopingClip,
     StageClock,
     describe,
@@ -26,8 +26,6 @@ from common import (
     run_loop,
     worker_args,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 STAGES = ("decode", "detect", "landmarks", "crop", "classify", "blinks")
 
@@ -51,7 +49,8 @@ def main(argv: list[str]) -> None:
     import cv2
     import dlib
 
-    from edge.faces import find_landmark_model, mean_ear
+    from edge.faces import find_landmark_model
+    from edge.landmarks import mean_ear
 
     model_path = spec["extra"]["keras_model"]
     with quiet_native_output():

@@ -1,6 +1,7 @@
 """Micro-measurements behind the proposals in docs/BENCHMARKS.md "Where the time goes".
 
-    python probes.py SPEC_JSON SPAWNED_AT   # spec["extra"]: {"clip_640": .., "clip_1280": ..}
+    python -m bench.baselines.probes SPEC_JSON SPAWNED_AT
+    # spec["extra"]: {"clip_640": .., "clip_1280": ..}
 
 On one pinned core, median ms over the clip's frames: HOG as shipped (the
 config's detect width and upsampling) against the same scale reached by one
@@ -15,14 +16,9 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from common import emit, pin_for, summarize, worker_args
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-ROI_FACE_PX = 100  # HOG's window is 80 px: a face scaled to ~100 px needs no upsampling
+from bench.baselines.common import emit, pin_for, summarize, worker_args
 
 
 def median_ms(function: Callable[[Any], Any], items: list[Any], repeat: int = 3) -> float | None:
@@ -62,8 +58,7 @@ def detection_probes(frames: list[Any]) -> dict[str, Any]:
     from edge.faces import FaceDetector
 
     config = DetectConfig()
-    shipped = FaceDetector(detect_width=config.width, upsample=config.upsample,
-                           threshold=config.threshold, min_face=config.min_face)
+    shipped = FaceDetector(config)
     detector = dlib.get_frontal_face_detector()
     height, width = frames[0].shape[:2]
     effective = min(width, config.width) * 2 ** config.upsample  # the width HOG scans at
@@ -92,6 +87,8 @@ def detection_probes(frames: list[Any]) -> dict[str, Any]:
 def roi(gray: Any, rect: Any) -> Any:
     """The face box plus half its size on each side, scaled so the face is ~100 px."""
     import cv2
+
+    from edge.faces import ROI_FACE_PX
 
     margin = rect.width() // 2
     top, left = max(0, rect.top() - margin), max(0, rect.left() - margin)

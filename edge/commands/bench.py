@@ -16,7 +16,7 @@ os.sched_setaffinity (like `taskset -c CORE`) and the interpreter gets one
 thread; "two threads" lets the process use every core it was given and the
 interpreter two threads. dlib's HOG and the landmark model are single-threaded
 either way. No TensorFlow here: the comparisons with other pipelines live in
-bench/run_benchmarks.py.
+bench/run_benchmarks.py (`python -m bench.run_benchmarks`).
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ class TimedDetector:
         return getattr(self.detector, name)
 
 
-def _build(spec: RunSpec, log_path: Path) -> Runner:
+def build_runner(spec: RunSpec, log_path: Path) -> Runner:
     from edge import config as config_module
     from edge.build import build
     from edge.runner import Runner
@@ -182,10 +182,10 @@ def measure(spec: RunSpec, spawned_at: float) -> dict[str, Any]:
     cores = pin_to({spec.pin} if spec.threads == 1 and spec.pin is not None else None)
     entered = time.time()
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
-        runner = _build(spec, Path(tmp) / "events.jsonl")
+        runner = build_runner(spec, Path(tmp) / "events.jsonl")
         built = time.time()
         with runner.parts:
-            samples, totals, first_result, faces, wall = _loop(spec, runner, spawned_at)
+            samples, totals, first_result, faces, wall = timed_loop(spec, runner, spawned_at)
     timed = len(totals)
     config, pipeline = runner.config, runner.parts.pipeline
     model_path = config.model_path()
@@ -212,7 +212,7 @@ def measure(spec: RunSpec, spawned_at: float) -> dict[str, Any]:
     }
 
 
-def _loop(spec: RunSpec, runner: Runner, spawned_at: float
+def timed_loop(spec: RunSpec, runner: Runner, spawned_at: float
           ) -> tuple[dict[str, list[float]], list[float], float | None, int, float]:
     clock = time.perf_counter
     samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
@@ -258,20 +258,28 @@ def _worker_main(argv: list[str]) -> int:
 
 def run_worker(spec: RunSpec, timeout: float | None = None) -> dict[str, Any]:
     """Measure `spec` in a fresh process; a failure becomes {"error": ...}, not an exception."""
+    result = spawn_worker([sys.executable, "-m", "edge.commands.bench", "--worker"],
+                          asdict(spec), timeout)
+    return {"label": "edge int8", **result}
+
+
+def spawn_worker(argv: list[str], payload: dict[str, Any],
+                 timeout: float | None = None) -> dict[str, Any]:
+    """`argv PAYLOAD_JSON SPAWNED_AT` in a fresh process with this checkout importable;
+    its last JSON line, or {"error": ...}."""
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    argv = [sys.executable, "-m", "edge.commands.bench", "--worker"]
     spawned_at = time.time()
     try:
-        done = subprocess.run([*argv, json.dumps(asdict(spec)), repr(spawned_at)],
+        done = subprocess.run([*argv, json.dumps(payload), repr(spawned_at)],
                               capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"label": "edge int8", "error": f"timed out after {timeout:.0f}s"}
+        return {"error": f"timed out after {timeout:.0f}s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"label": "edge int8", "error": f"exit {done.returncode}: {tail}"}
+        return {"error": f"exit {done.returncode}: {tail}"}
     return json.loads(lines[-1])
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import click
 
 from edge.errors import CliError
-from edge.labels import FER2013_LABELS
+from edge.model_contract import FER2013_LABELS
 from edge.sinks.jsonl import log_files, read_events
 
 TABLE_ROWS = 48  # the most recent buckets printed; the CSV has them all
@@ -243,6 +243,8 @@ def plot(path: Path, buckets: list[Bucket], labels: list[str], by: str, title: s
     ax_faces.bar(x, [b.faces_max for b in buckets], width=width, align="edge",
                  color="#6c8ebf", linewidth=0)
     ax_faces.set_ylabel("faces\n(most at once)")
+    # Never below 0, and 0..1 when no face was seen (matplotlib centres all-zero on 0).
+    ax_faces.set_ylim(0, max(1, max(b.faces_max for b in buckets)) * 1.1)
     ax_faces.yaxis.get_major_locator().set_params(integer=True)
     _date_axis(ax_faces, buckets, by)
     for ax in (ax_mix, ax_blink, ax_faces):
@@ -250,9 +252,10 @@ def plot(path: Path, buckets: list[Bucket], labels: list[str], by: str, title: s
         ax.spines[["top", "right"]].set_visible(False)
         ax.set_xlim(buckets[0].start - bucket_width(by) * 0.1,
                     buckets[-1].start + bucket_width(by) * 1.1)
-    fig.suptitle(title, x=0.06, ha="left", fontsize=15, fontweight="bold")
-    fig.text(0.06, 0.915, _subtitle(buckets, by), ha="left", fontsize=10, color="#555555")
-    fig.subplots_adjust(left=0.06, right=0.86, top=0.88, bottom=0.08)
+    fig.suptitle(title, x=0.07, ha="left", fontsize=15, fontweight="bold")
+    fig.text(0.07, 0.915, _subtitle(buckets, by), ha="left", fontsize=10, color="#555555")
+    fig.subplots_adjust(left=0.07, right=0.86, top=0.88, bottom=0.08)
+    fig.align_ylabels([ax_mix, ax_blink, ax_faces])  # one column, none clipped
     try:
         fig.savefig(path)
     except OSError as exc:
@@ -269,7 +272,8 @@ def _date_axis(ax: Any, buckets: list[Bucket], by: str) -> None:
         # One label per day (or every n-th), under the middle of its bar.
         step = max(1, days // 12)
         ax.xaxis.set_major_locator(mdates.RRuleLocator(
-            mdates.rrulewrapper(mdates.DAILY, interval=step, byhour=12)))
+            mdates.rrulewrapper(mdates.DAILY, interval=step, byhour=12, byminute=0,
+                                bysecond=0)))  # else the minutes of the view's start
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
     else:
         locator = mdates.AutoDateLocator(minticks=4, maxticks=12)
@@ -292,6 +296,10 @@ def _plot_mix(ax: Any, x: list[datetime], width: timedelta, buckets: list[Bucket
     ax.set_ylim(0, 100)
     ax.set_ylabel("share of face\nobservations (%)")
     handles, names = ax.get_legend_handles_labels()
+    if not handles:  # an empty legend box would only say "emotion"
+        ax.text(0.5, 0.5, "no faces seen", transform=ax.transAxes, ha="center", va="center",
+                fontsize=12, color="#777777")
+        return
     # Reversed, so the legend reads top to bottom like the stack.
     ax.legend(handles[::-1], names[::-1], title="emotion", loc="upper left",
               bbox_to_anchor=(1.01, 1.0), frameon=False)
@@ -309,7 +317,8 @@ def _plot_blinks(ax: Any, buckets: list[Bucket], by: str, dense: bool) -> None:
     ax.plot(mid, rate, color="#2a9d8f", linewidth=1.0 if dense else 1.8,
             marker=None if dense else "o", markersize=3.5)
     ax.set_ylabel("blinks / min")
-    ax.set_ylim(bottom=0)
+    seen = [r for r in rate if r == r and r > 0]  # NaN != NaN
+    ax.set_ylim(0, None if seen else 1)  # no 0.00..0.05 axis for a blinkless log
 
 
 def _subtitle(buckets: list[Bucket], by: str) -> str:

@@ -35,6 +35,10 @@ from edge.commands.units import (
 from edge.config import Config, load
 from edge.errors import CliError, EdgeError
 
+# PrivateTmp=yes gives the service an empty /tmp and /var/tmp of its own: a program or
+# config file under these is not there for it (status 203/EXEC).
+PRIVATE_TMP_DIRS = (Path("/tmp"), Path("/var/tmp"))
+
 # ---------------------------------------------------------------------------- planning
 
 
@@ -264,6 +268,14 @@ def install(kiosk: bool, user: str | None, config_dir: Path, unit_dir: Path,
     opts = UnitOptions(kiosk=kiosk, user=user, exec_path=executable,
                        config_path=str(config_dir.absolute() / CONFIG_NAME),
                        code_paths=code_paths(executable))
+    hidden = hidden_by_private_tmp([executable, opts.config_path])
+    if hidden:
+        message = (f"{', '.join(hidden)}: under /tmp or /var/tmp, which the service cannot see "
+                   "(PrivateTmp=yes gives it its own); install edge-emotion elsewhere, e.g. "
+                   "python3 -m venv /opt/edge-emotion")
+        if not dry_run:
+            raise CliError(message)
+        click.echo(f"edge-run: warning: {message} (install would refuse)", err=True)
     plan = plan_install(opts, unit_dir, systemctl)
     if dry_run:
         print_plan(plan)
@@ -286,6 +298,14 @@ def uninstall(kiosk: bool, config_dir: Path, unit_dir: Path, dry_run: bool) -> N
         print_plan(plan)
     else:
         carry_out(plan)
+
+
+def hidden_by_private_tmp(paths: Sequence[str]) -> list[str]:
+    """Those of `paths` that the service's private /tmp would hide."""
+    def hidden(path: Path) -> bool:
+        return any(path.is_relative_to(root) for root in PRIVATE_TMP_DIRS)
+
+    return [p for p in paths if hidden(Path(p)) or hidden(Path(p).resolve())]
 
 
 def _absolute_exec(path: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -17,8 +18,8 @@ class ConsoleSink:
         self.quiet, self.verbose = quiet, verbose
 
     def write(self, event: Event) -> None:
-        if self.verbose:
-            self.echo(f"{event.kind} frame={event.frame} face={event.face} {event.data}")
+        if self.verbose:  # the log's own line format, so it can be piped into jq
+            self.echo(json.dumps(event.to_dict(), separators=(",", ":")))
         if event.kind == "summary" and not self.quiet:
             self.echo(format_summary(event.data))
 
@@ -34,7 +35,10 @@ def format_summary(data: dict[str, Any]) -> str:
     observed = sum(total["counts"].values()) or 1
     top = sorted(total["counts"].items(), key=lambda kv: -kv[1])[:3]
     mix = ", ".join(f"{k} {100 * v / observed:.0f}%" for k, v in top if v)
+    # The final line's rate is the whole run's; a periodic one's is the last period's.
+    rate = (f"{total['fps']:.1f} fps" if data.get("final")
+            else f"{data['fps']:.1f} fps now")
     head = "final" if data.get("final") else "summary"
     return (f"{head}: {total['frames']} frames in {total['seconds']:.1f}s "
-            f"({data['fps']:.1f} fps now), faces {total['faces']}, blinks {total['blinks']} "
+            f"({rate}), faces {total['faces']}, blinks {total['blinks']} "
             f"({total['blink_rate_per_min']:.1f}/min){', ' + mix if mix else ''}")

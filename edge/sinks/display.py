@@ -24,8 +24,12 @@ class WindowDisplay:
             if fullscreen:
                 cv2.setWindowProperty(title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
         except cv2.error:
-            raise EdgeError("display.mode window needs OpenCV with GUI support and a "
-                            "desktop session (pip install opencv-python; DISPLAY set)") from None
+            # The two wheels both provide cv2: installed side by side, one overwrites the
+            # other unpredictably, so swap them.
+            mode = "fullscreen" if fullscreen else "window"
+            raise EdgeError(f"display.mode {mode} needs OpenCV with GUI support and a desktop "
+                            "session: pip uninstall opencv-python-headless && pip install "
+                            "opencv-python, and run it from the desktop (DISPLAY set)") from None
 
     def show(self, result: FrameResult, picture: np.ndarray) -> bool:
         cv2.imshow(self.title, picture)

@@ -14,12 +14,14 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from edge.errors import EdgeError, NothingLogged
 from edge.types import Event
 
 log = logging.getLogger("edge.eventlog")
@@ -27,7 +29,9 @@ RETRY_SECONDS = 2.0
 
 
 class JsonlLog:
-    """Append-only JSONL file with size-based rotation (LOG, LOG.1 ... LOG.N)."""
+    """Append-only JSONL file with size-based rotation (LOG, LOG.1 ... LOG.N).
+
+    Only a regular file rotates; a device, a FIFO or a symlink is appended to as is."""
 
     name = "log"
 
@@ -41,16 +45,38 @@ class JsonlLog:
         self._failing_since: float | None = None
         self._next_retry = 0.0
         self._needs_newline = False
+        self._rotates = True
         self.dropped = 0
+        self.written = 0  # lines that reached the file
+        self.failure: str | None = None  # why the last write failed
 
     def open(self) -> JsonlLog:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._open_fd()
+        # The folder must exist: a typo in it must not become a new folder nobody reads.
+        if not self.path.parent.is_dir():
+            raise EdgeError(f"event log {self.path}: folder {self.path.parent} does not exist")
+        try:
+            self._open_fd()
+        except OSError as exc:  # one line for run and check alike (EROFS, EACCES, EISDIR)
+            raise EdgeError(f"event log {self.path}: {exc.strerror or exc}") from None
         return self
+
+    def probe(self) -> None:
+        """Open as a run would, then close; a file made here is removed (edge-run check)."""
+        existed = os.path.lexists(self.path)
+        self.open()
+        self.close()
+        if not existed:
+            self.path.unlink(missing_ok=True)
 
     def _open_fd(self) -> None:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        self._size = os.fstat(self._fd).st_size
+        status = os.fstat(self._fd)
+        regular = stat.S_ISREG(status.st_mode)
+        self._size = status.st_size if regular else 0
+        # Only a regular file rotates: renaming /dev/null, /dev/stdout, a FIFO or the
+        # user's symlink and creating a plain file in its place would break the system
+        # (or the link). Those are written to as they are, without a size limit.
+        self._rotates = regular and not self.path.is_symlink()
         # A previous run killed mid-write may have left a torn last line: never
         # glue our first line onto it.
         if self._size:
@@ -81,12 +107,13 @@ class JsonlLog:
                 self._needs_newline = False
             while self._pending:
                 data = self._pending[0]
-                if self._size and self._size + len(data) > self.max_bytes:
+                if self._rotates and self._size and self._size + len(data) > self.max_bytes:
                     self._rotate()
                 written = os.write(self._fd, data)  # type: ignore[arg-type]
                 if written != len(data):  # a short write on a nearly full disk
                     raise OSError(28, "short write")
                 self._size += written
+                self.written += 1
                 self._pending.popleft()
         except OSError as exc:
             self._on_failure(exc)
@@ -97,6 +124,7 @@ class JsonlLog:
             self._failing_since = None
 
     def _on_failure(self, exc: OSError) -> None:
+        self.failure = exc.strerror or str(exc)
         if self._failing_since is None:
             self._failing_since = time.monotonic()
             log.error("event log %s: write failed (%s); keeping up to %d lines in memory "
@@ -127,9 +155,20 @@ class JsonlLog:
             with contextlib.suppress(OSError):  # fsync on a failing disk: already reported
                 os.fsync(self._fd)
 
+    @property
+    def lost(self) -> int:
+        """Lines that never reached the file: still queued, or dropped from the queue."""
+        return len(self._pending) + self.dropped
+
+    def check_written(self) -> None:
+        """After the run: NothingLogged if not one line reached the file (--log /dev/full)."""
+        if self.written == 0 and self.lost:
+            raise NothingLogged(f"event log {self.path}: not one of {self.lost} events could "
+                                f"be written ({self.failure or 'unknown error'})")
+
     def close(self) -> None:
         self.sync()
-        if self._pending:
+        if self._pending and self.written:  # none written at all: the caller says so
             log.error("event log %s: %d lines could not be written", self.path,
                       len(self._pending))
         if self._fd is not None:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge import __version__
 from edge.errors import MqttError
-from edge.labels import FER2013_LABELS
+from edge.model_contract import FER2013_LABELS
 from edge.sinks.homeassistant import device_id, discovery_messages, state_payload
 from edge.sinks.mqtt_queue import DiskQueue
 from edge.types import Event

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edge.errors import EdgeError
 from edge.types import FrameResult
 
 
@@ -18,7 +20,12 @@ class SnapshotWriter:
 
     def __init__(self, folder: str | Path, every: float = 0.0) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:  # fail at start, like run's other outputs, not at the first emotion change
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.folder):
+                pass
+        except OSError as exc:
+            raise EdgeError(f"snapshots.dir {self.folder}: {exc.strerror or exc}") from None
         self.every = every
         self._last = 0.0
 

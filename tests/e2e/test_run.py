@@ -80,7 +80,8 @@ def test_quiet_prints_nothing_on_success(tmp_path: Path) -> None:
 def test_check_passes_on_defaults() -> None:
     result = edge_run("check")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("ok:") == 4
+    assert result.stdout.count("ok:") == 6
+    assert "ok: kernels XNNPACK, self-test passed" in result.stdout  # the model's own check
 
 
 @pytest.mark.parametrize(("args", "needles"), [

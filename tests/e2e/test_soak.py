@@ -1,13 +1,8 @@
-"""A shortened soak: memory must not grow with frames (the full run is bench/soak.py)."""
+"""A shortened soak: memory must not grow with frames (the full run is `python -m bench.soak`)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from soak import soak
+from bench.soak import soak
 
 
 def test_rss_does_not_grow_over_a_looped_clip() -> None:

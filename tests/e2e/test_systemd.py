@@ -117,6 +117,8 @@ class Host:
         monkeypatch.setattr(svc, "is_root", lambda: True)
         # Where this interpreter lives (e.g. pyenv under /root) must not leak into the units.
         monkeypatch.setattr(svc, "code_paths", lambda exec_path: ())
+        # pytest's tmp_path lies under /tmp, which a real install refuses (PrivateTmp=yes).
+        monkeypatch.setattr(svc, "PRIVATE_TMP_DIRS", ())
 
     def run(self, *args: str) -> tuple[int, str]:
         dirs = ["--unit-dir", str(self.unit_dir), "--config-dir", str(self.config_dir)]

@@ -44,6 +44,9 @@ class MjpegCamera:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                if self.path != "/stream.mjpg":  # as a camera does for a wrong path
+                    self.send_error(404)
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
                 self.end_headers()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.errors import EdgeError
-from edge.labels import FER2013_LABELS
+from edge.model_contract import FER2013_LABELS
 from edge.sinks.annotate import annotate
 from edge.sinks.display import FramebufferDisplay, WindowDisplay
 from edge.types import Box, Face, Frame, FrameResult

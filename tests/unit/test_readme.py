@@ -19,6 +19,7 @@ def test_quick_start_has_the_two_commands() -> None:
     assert len(commands) == 2
     assert commands[0].endswith("pip install . && edge-run")
     assert "pytest" in commands[1]
+    assert "-rs" in commands[1].split()  # the skip reasons the README promises are shown
 
 
 def test_ci_runs_the_readme_test_command() -> None:

@@ -10,7 +10,7 @@ strongly than in training so that they are about as uncertain as unseen faces.
 The pick is the smallest margin whose agreement is within 0.1 point of mirroring
 every face. No labels are used and no test split is read.
 
-    python bench/mirror_margin.py runs/qat/best.keras models/emotion_int8.tflite \\
+    python -m research.mirror_margin runs/qat/best.keras models/emotion_int8.tflite \\
         --data ../shared/data/fer2013/train.npz --json docs/training/mirror_margin.json
 """
 
@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from convert.augment import Augmentation, augment_batch
+from convert.calibration import calibration_set
 from convert.data import FaceSet, load_faces
 from convert.evaluate import float_probabilities
-from convert.quantize import calibration_set
-from edge.classify import ALWAYS, EmotionClassifier, needs_mirror
+from edge.classify import EmotionClassifier
+from edge.model_contract import ALWAYS, needs_mirror
 
 MARGINS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, ALWAYS)
 UNSEEN_LIKE = Augmentation(shift=0.15, rotation_degrees=15.0, zoom=0.15)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# bench/train_sweep.py on a borrowed GPU machine that has JAX (or PyTorch) but no
+# research/train_sweep.py on a borrowed GPU machine that has JAX (or PyTorch) but no
 # TensorFlow: Keras 3 and its two small dependencies travel as wheels in .whl/,
-# FER2013 in .devdata/. Usage: bench/gpu_sweep.sh BUDGET_SECONDS PACK_FOLDER
+# FER2013 in .devdata/. Usage (from the repository root): research/gpu_sweep.sh BUDGET_SECONDS PACK_FOLDER
 set -u
 budget=${1:?budget seconds}; pack=${2:?folder for the packed runs}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -17,6 +17,6 @@ for backend in jax torch; do
     if KERAS_BACKEND=$backend python3 -c "$probe"; then export KERAS_BACKEND=$backend; break; fi
 done
 [ -n "${KERAS_BACKEND:-}" ] || { echo "no Keras backend trains here"; exit 1; }
-python3 bench/train_sweep.py --data .devdata/train.npz --val .devdata/publictest.npz \
+python3 -m research.train_sweep --data .devdata/train.npz --val .devdata/publictest.npz \
     --out /tmp/sweep --pack "$pack" --budget "$budget"
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv

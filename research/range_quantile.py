@@ -7,7 +7,7 @@ calibration set: mean |probability difference| and argmax agreement. No labels
 are used, and no test split is read. The pick is the lowest mean |difference|,
 ties within 1% going to the higher quantile (fewer faces clipped).
 
-    python bench/range_quantile.py runs/gpu/w40_base/best.keras \\
+    python -m research.range_quantile runs/gpu/w40_base/best.keras \\
         --data ../shared/data/fer2013/train.npz --json docs/range_quantile.json
 """
 
@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from convert.calibration import calibration_set
 from convert.data import load_faces
 from convert.evaluate import float_probabilities
-from convert.quantize import calibration_set, quantize
+from convert.quantize import quantize
 from edge.classify import EmotionClassifier
 
 QUANTILES = (0.8, 0.9, 0.95, 0.99, 0.999, 1.0)

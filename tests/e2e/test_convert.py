@@ -1,8 +1,9 @@
 """edge-convert end to end on tiny fake data: train, quantize, evaluate, and bad input.
 
-TensorFlow is slow to import and to convert, so each data form (Kaggle CSV and
-image folders) is trained, quantized and evaluated once per module by fixtures,
-and the tests only look at the results. The tiny network trains for ~250 steps:
+TensorFlow is slow to import and to convert, so one tiny model is trained,
+quantized and evaluated once per module by a fixture (on the Kaggle CSV form; the
+image-folder form is checked to read the same faces), and the tests only look at
+the results. The tiny network trains for ~250 steps:
 enough for batch-norm statistics to settle, so its outputs have real margins and
 int8-vs-float agreement means something.
 """
@@ -13,6 +14,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,23 +25,20 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
-from conftest import MODELS_DIR, require_path, require_shared, synthetic_faces
 
+from convert.calibration import calibration_set
+from convert.checkpoints import source_sha256
 from convert.cli import main
-from convert.data import DataError, FaceSet, load_faces
-from convert.quantize import (
-    DEFAULT_FRAMING,
-    DEFAULT_RANGE_QUANTILE,
-    ConversionError,
-    calibration_set,
-    inspect_tflite,
-    load_framing,
-    quiet_native_output,
-    quiet_tensorflow,
-    source_sha256,
-)
-from edge.classify import EmotionClassifier, Sidecar
-from edge.labels import FER2013_LABELS
+from convert.data import FaceSet, load_faces
+from convert.errors import ConversionError, DataError
+from convert.quantize import DEFAULT_FRAMING, load_framing
+from convert.ranges import DEFAULT_RANGE_QUANTILE
+from convert.tf_env import quiet_native_output, quiet_tensorflow
+from convert.tflite import inspect_tflite
+from edge.classify import EmotionClassifier
+from edge.errors import ModelError
+from edge.model_contract import FER2013_LABELS, Sidecar
+from tests.conftest import MODELS_DIR, require_path, require_shared, synthetic_faces
 
 slow = pytest.mark.slow  # needs TensorFlow: trains, converts or starts a process
 
@@ -47,7 +46,8 @@ TINY = ["--width", "8", "--modules", "2", "--middle", "0", "--stem", "8", "--epo
         "--batch-size", "4", "--lr", "0.01", "--l2", "0", "--dropout", "0", "--threads", "1"]
 TRAIN_PER_CLASS, TEST_PER_CLASS = 12, 4
 SIDECAR_KEYS = {"format", "labels", "input", "output", "framing", "inference", "source_model",
-                "tflite_sha256", "size_bytes", "calibration", "converter", "metrics"}
+                "tflite_sha256", "size_bytes", "calibration", "converter", "metrics",
+                "selftest"}
 
 
 def run_cli(*args: object) -> Result:
@@ -136,21 +136,23 @@ def run_pipeline(data: Path, work: Path) -> Pipeline:
 
 
 @pytest.fixture(scope="module")
-def csv_pipeline(fake_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-                 ) -> Pipeline:
+def pipeline(fake_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     return run_pipeline(fake_data["csv"], tmp_path_factory.mktemp("csv"))
 
 
-@pytest.fixture(scope="module")
-def folder_pipeline(fake_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-                    ) -> Pipeline:
-    return run_pipeline(fake_data["folders"], tmp_path_factory.mktemp("folders"))
+def as_set(faces: FaceSet) -> list[tuple[int, bytes]]:
+    """The faces with their labels, in a canonical order (folders list classes A-Z)."""
+    return sorted((int(label), image.tobytes()) for image, label in zip(faces.x, faces.y,
+                                                                        strict=True))
 
 
-@pytest.fixture(scope="module", params=["csv", "folder"])
-def pipeline(request: pytest.FixtureRequest) -> Pipeline:
-    """Each check runs on both data forms; each form is trained only once."""
-    return request.getfixturevalue(f"{request.param}_pipeline")
+@pytest.mark.parametrize("split", ["train", "publictest"])
+def test_folders_read_the_same_faces_as_the_csv(fake_data: dict[str, Path], split: str) -> None:
+    """The data form only changes the reader: the pipeline runs on one of them."""
+    from_csv = load_faces(fake_data["csv"], split)
+    from_folders = load_faces(fake_data["folders"], split)
+    assert len(from_csv) == (7 * (TRAIN_PER_CLASS if split == "train" else TEST_PER_CLASS))
+    assert as_set(from_folders) == as_set(from_csv)
 
 
 # --- the quantized model ------------------------------------------------------------
@@ -212,8 +214,7 @@ def test_sidecar_is_complete_and_right(pipeline: Pipeline) -> None:
                                        "sha256": sha256(pipeline.keras)}
     assert sidecar["tflite_sha256"] == sha256(pipeline.tflite)
     assert sidecar["size_bytes"] == pipeline.tflite.stat().st_size
-    assert sidecar["calibration"] == {"source": str(pipeline.data) if pipeline.data.suffix
-                                      else str(pipeline.data / "train"),
+    assert sidecar["calibration"] == {"source": str(pipeline.data),
                                       "per_class": TRAIN_PER_CLASS,
                                       "total": 7 * TRAIN_PER_CLASS, "seed": 7,
                                       "range_quantile": DEFAULT_RANGE_QUANTILE,
@@ -222,6 +223,8 @@ def test_sidecar_is_complete_and_right(pipeline: Pipeline) -> None:
                                                       "toward the widest, at most 8x"}
     assert sidecar["converter"]["tensorflow"].startswith("2.")
     assert sidecar["metrics"] == {}
+    assert sidecar["selftest"]["count"] == len(sidecar["selftest"]["expected"]) > 0
+    assert EmotionClassifier(pipeline.tflite).self_test.startswith("self-test passed")
     parsed = Sidecar.read(pipeline.tflite.with_suffix(".json"))
     assert parsed.input_shape == (1, 48, 48, 1) and parsed.labels == FER2013_LABELS
 
@@ -246,36 +249,36 @@ def activation_scales(tflite: Path) -> dict[str, float]:
 
 
 @slow
-def test_robust_ranges_are_never_wider_than_absolute(csv_pipeline: Pipeline,
+def test_robust_ranges_are_never_wider_than_absolute(pipeline: Pipeline,
                                                      tmp_path: Path) -> None:
     absolute = tmp_path / "absolute.tflite"
-    assert_ok(run_cli("quantize", csv_pipeline.keras, "--data", csv_pipeline.data, "--out",
+    assert_ok(run_cli("quantize", pipeline.keras, "--data", pipeline.data, "--out",
                       absolute, "--calibration-size", 7 * TRAIN_PER_CLASS, "--seed", 7,
                       "--range-quantile", 1))
     sidecar = json.loads(absolute.with_suffix(".json").read_text())
     assert sidecar["calibration"]["ranges"] == "absolute min/max"
     assert sidecar["calibration"]["equalization"].startswith("depthwise output channels")
-    wide, robust = activation_scales(absolute), activation_scales(csv_pipeline.tflite)
+    wide, robust = activation_scales(absolute), activation_scales(pipeline.tflite)
     shared = [name for name in robust if name in wide]
     assert len(shared) >= 10
     assert all(robust[n] <= wide[n] * 1.0001 for n in shared)
     assert sum(robust[n] < wide[n] * 0.99 for n in shared) >= len(shared) // 3
     # The pinned input and the fixed softmax output keep their exact quantization.
-    assert sidecar["input"] == csv_pipeline.sidecar_before_evaluate["input"]
-    assert sidecar["output"] == csv_pipeline.sidecar_before_evaluate["output"]
+    assert sidecar["input"] == pipeline.sidecar_before_evaluate["input"]
+    assert sidecar["output"] == pipeline.sidecar_before_evaluate["output"]
 
 
 @slow
-def test_mirror_margin_in_sidecar_and_evaluation(csv_pipeline: Pipeline, tmp_path: Path) -> None:
+def test_mirror_margin_in_sidecar_and_evaluation(pipeline: Pipeline, tmp_path: Path) -> None:
     tflite = tmp_path / "gated.tflite"
-    assert_ok(run_cli("quantize", csv_pipeline.keras, "--data", csv_pipeline.data, "--out",
+    assert_ok(run_cli("quantize", pipeline.keras, "--data", pipeline.data, "--out",
                       tflite, "--calibration-size", 7 * TRAIN_PER_CLASS, "--mirror-average",
                       "--mirror-margin", "0.5"))
     inference = json.loads(tflite.with_suffix(".json").read_text())["inference"]
     assert inference == {"mirror_average": True, "mirror_margin": 0.5}
     report_path = tmp_path / "report.json"
-    result = assert_ok(run_cli("evaluate", tflite, "--data", csv_pipeline.data, "--keras",
-                               csv_pipeline.keras, "--report", report_path,
+    result = assert_ok(run_cli("evaluate", tflite, "--data", pipeline.data, "--keras",
+                               pipeline.keras, "--report", report_path,
                                "--latency-faces", 10))
     report = json.loads(report_path.read_text())
     assert report["inference"]["mirror_margin"] == 0.5
@@ -348,29 +351,33 @@ def with_epochs(n: int) -> list[str]:
 
 
 @slow
-def test_quantization_aware_fine_tune(csv_pipeline: Pipeline, tmp_path: Path) -> None:
+def test_quantization_aware_fine_tune(pipeline: Pipeline, tmp_path: Path) -> None:
     """--init + --quantization-aware: a plain best.keras that quantizes and follows float."""
     run = tmp_path / "qat"
-    fine_tune = [*with_epochs(2), "--lr", "0.001"]  # as fine-tuning is meant: a low rate
-    assert_ok(run_cli("train", "--data", csv_pipeline.data, "--out", run, *fine_tune,
-                      "--init", csv_pipeline.keras, "--quantization-aware", "--consistency", "5"))
+    # No network options: --init reads them from the starting run's run.json.
+    fine_tune = ["--epochs", "2", "--batch-size", "4", "--threads", "1",
+                 "--lr", "0.001"]  # as fine-tuning is meant: a low rate
+    assert_ok(run_cli("train", "--data", pipeline.data, "--out", run, *fine_tune,
+                      "--init", pipeline.keras, "--quantization-aware", "--consistency", "5"))
     record = json.loads((run / "run.json").read_text())
     assert record["config"]["quantization_aware"] is True
     assert record["config"]["consistency"] == 5
     with open(run / "history.csv") as f:  # both networks validated every epoch
         assert {"val_accuracy", "val_float_accuracy", "val_agreement"} <= set(
             next(csv.DictReader(f)))
-    assert record["config"]["init"] == str(csv_pipeline.keras)
+    assert record["config"]["init"] == str(pipeline.keras)
+    assert record["config"]["spec"] == json.loads(
+        (pipeline.keras.parent / "run.json").read_text())["config"]["spec"]
     assert "--quantization-aware" in record["command"]
     # best.keras is the deployable graph: the same layers as the model it started from.
     with zipfile.ZipFile(run / "best.keras") as z:
         config = z.read("config.json").decode()
     assert "FakeQuant" not in config and "fq_" not in config
     tflite = tmp_path / "qat.tflite"
-    assert_ok(run_cli("quantize", run / "best.keras", "--data", csv_pipeline.data, "--out",
+    assert_ok(run_cli("quantize", run / "best.keras", "--data", pipeline.data, "--out",
                       tflite, "--calibration-size", 7 * TRAIN_PER_CLASS))
     report = tmp_path / "report.json"
-    assert_ok(run_cli("evaluate", tflite, "--data", csv_pipeline.data, "--keras",
+    assert_ok(run_cli("evaluate", tflite, "--data", pipeline.data, "--keras",
                       run / "best.keras", "--report", report, "--latency-faces", 5))
     assert json.loads(report.read_text())["agreement"]["argmax"] >= 0.9
     # The card lists both commands behind the model: the training and the fine-tuning.
@@ -379,15 +386,15 @@ def test_quantization_aware_fine_tune(csv_pipeline: Pipeline, tmp_path: Path) ->
                       "--quantize-command", "edge-convert q", "--evaluate-command",
                       "edge-convert e", "--out", card))
     text = card.read_text()
-    base = json.loads((csv_pipeline.keras.parent / "run.json").read_text())["command"]
+    base = json.loads((pipeline.keras.parent / "run.json").read_text())["command"]
     assert text.index(base) < text.index("--quantization-aware")
     assert "Quantization-aware fine-tuning" in text
     assert f"{json.loads((run / 'run.json').read_text())['parameters']:,} parameters" in text
-    assert record["parameters"] == base_parameters(csv_pipeline)
+    assert record["parameters"] == base_parameters(pipeline)
     # A quantization-aware run resumes from its own last checkpoint.
     fine_tune[fine_tune.index("--epochs") + 1] = "3"
-    assert_ok(run_cli("train", "--data", csv_pipeline.data, "--out", run, *fine_tune,
-                      "--init", csv_pipeline.keras, "--quantization-aware", "--consistency", "5",
+    assert_ok(run_cli("train", "--data", pipeline.data, "--out", run, *fine_tune,
+                      "--init", pipeline.keras, "--quantization-aware", "--consistency", "5",
                       "--resume"))
     assert json.loads((run / "run.json").read_text())["epochs_run"] == 3
 
@@ -397,18 +404,25 @@ def base_parameters(pipeline: Pipeline) -> int:
 
 
 @slow
-def test_init_that_does_not_fit_is_one_line(csv_pipeline: Pipeline, tmp_path: Path) -> None:
+def test_init_that_does_not_fit_is_one_line(pipeline: Pipeline, tmp_path: Path) -> None:
     wider = [*with_epochs(1)]
     wider[wider.index("--width") + 1] = "16"
-    assert_one_line_error(run_cli("train", "--data", csv_pipeline.data, "--out", tmp_path / "a",
-                                  *wider, "--init", csv_pipeline.keras), "--width", "--init")
-    assert_one_line_error(run_cli("train", "--data", csv_pipeline.data, "--out", tmp_path / "b",
+    assert_one_line_error(run_cli("train", "--data", pipeline.data, "--out", tmp_path / "a",
+                                  *wider, "--init", pipeline.keras), "--width", "--init")
+    assert_one_line_error(run_cli("train", "--data", pipeline.data, "--out", tmp_path / "b",
                                   *with_epochs(1), "--init", tmp_path / "none.keras"),
                           "starting model not found")
-    junk = tmp_path / "junk.keras"
+    junk = tmp_path / "junk" / "best.keras"
+    junk.parent.mkdir()
     junk.write_bytes(b"not a zip")
-    assert_one_line_error(run_cli("train", "--data", csv_pipeline.data, "--out", tmp_path / "c",
+    shutil.copy(pipeline.keras.parent / "run.json", junk.parent / "run.json")
+    assert_one_line_error(run_cli("train", "--data", pipeline.data, "--out", tmp_path / "c",
                                   *with_epochs(1), "--init", junk), "not a loadable Keras model")
+    # A model without its run record: its network is unknown, not guessed from flags.
+    lone = tmp_path / "lone.keras"
+    shutil.copy(pipeline.keras, lone)
+    assert_one_line_error(run_cli("train", "--data", pipeline.data, "--out", tmp_path / "d",
+                                  *with_epochs(1), "--init", lone), "--init", "run.json")
 
 
 @slow
@@ -424,15 +438,15 @@ def test_report_and_confusion_png(pipeline: Pipeline) -> None:
 
 
 @slow
-def test_model_card_carries_the_recorded_figures(csv_pipeline: Pipeline, tmp_path: Path
+def test_model_card_carries_the_recorded_figures(pipeline: Pipeline, tmp_path: Path
                                                  ) -> None:
     card = tmp_path / "MODEL.md"
-    assert_ok(run_cli("card", "--run", csv_pipeline.keras.parent, "--model", csv_pipeline.tflite,
-                      "--report", csv_pipeline.report, "--quantize-command", "edge-convert q",
+    assert_ok(run_cli("card", "--run", pipeline.keras.parent, "--model", pipeline.tflite,
+                      "--report", pipeline.report, "--quantize-command", "edge-convert q",
                       "--evaluate-command", "edge-convert e", "--out", card))
     text = card.read_text()
-    report = json.loads(csv_pipeline.report.read_text())
-    run = json.loads((csv_pipeline.keras.parent / "run.json").read_text())
+    report = json.loads(pipeline.report.read_text())
+    run = json.loads((pipeline.keras.parent / "run.json").read_text())
     assert f"**{report['int8']['accuracy'] * 100:.2f}%**" in text
     assert f"{run['parameters']:,} parameters" in text
     assert "edge-convert train --data" in text  # the command as run, minus this machine's path
@@ -461,10 +475,10 @@ def test_update_sidecar_changes_only_metrics(pipeline: Pipeline) -> None:
 
 @slow
 @pytest.mark.parametrize("form", ["h5", "savedmodel"])
-def test_quantize_h5_and_savedmodel(form: str, tmp_path: Path, csv_pipeline: Pipeline) -> None:
+def test_quantize_h5_and_savedmodel(form: str, tmp_path: Path, pipeline: Pipeline) -> None:
     """The same weights as .h5 or SavedModel convert to an int8 model that predicts alike."""
     tf = quiet_tensorflow()
-    model = tf.keras.models.load_model(csv_pipeline.keras, compile=False)
+    model = tf.keras.models.load_model(pipeline.keras, compile=False)
     source = tmp_path / ("m.h5" if form == "h5" else "saved")
     with quiet_native_output():  # Keras prints the exported signatures
         if form == "h5":
@@ -472,29 +486,33 @@ def test_quantize_h5_and_savedmodel(form: str, tmp_path: Path, csv_pipeline: Pip
         else:
             model.export(source)
     tflite = tmp_path / f"{form}.tflite"
-    assert_ok(run_cli("quantize", source, "--data", csv_pipeline.data, "--out", tflite,
+    assert_ok(run_cli("quantize", source, "--data", pipeline.data, "--out", tflite,
                       "--calibration-size", 7 * TRAIN_PER_CLASS, "--seed", 7))
     assert inspect_tflite(tflite.read_bytes()).non_int8_ops == ()
     sidecar = json.loads(tflite.with_suffix(".json").read_text())
     assert sidecar["source_model"]["sha256"] == source_sha256(source)
+    # Equalization needs the Keras network: a SavedModel converts without it, and says so.
+    equalization = sidecar["calibration"]["equalization"]
+    assert (equalization == "none") if form == "savedmodel" else equalization.startswith(
+        "depthwise output channels")
     faces, _ = synthetic_faces(TEST_PER_CLASS, seed=2)
     ours = EmotionClassifier(tflite).predict(faces)
-    reference = EmotionClassifier(csv_pipeline.tflite).predict(faces)
+    reference = EmotionClassifier(pipeline.tflite).predict(faces)
     assert (ours.argmax(axis=1) == reference.argmax(axis=1)).mean() >= 0.9
 
 
 @slow
-def test_evaluate_npz_records_its_split(tmp_path: Path, csv_pipeline: Pipeline) -> None:
+def test_evaluate_npz_records_its_split(tmp_path: Path, pipeline: Pipeline) -> None:
     x, y = synthetic_faces(TEST_PER_CLASS, seed=2)
     npz = tmp_path / "publictest.npz"
     np.savez(npz, x=x, y=y)
-    result = assert_ok(run_cli("evaluate", csv_pipeline.tflite, "--data", npz, "--report",
+    result = assert_ok(run_cli("evaluate", pipeline.tflite, "--data", npz, "--report",
                                tmp_path / "r.json", "--latency-faces", 5))
     assert "int8 accuracy" in result.output
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["data"]["split"] == "publictest" and report["data"]["n"] == len(y)
     assert report["data"]["sha256"] == sha256(npz)
-    assert_one_line_error(run_cli("evaluate", csv_pipeline.tflite, "--data", npz, "--split",
+    assert_one_line_error(run_cli("evaluate", pipeline.tflite, "--data", npz, "--split",
                                   "train"), "holds one split")
 
 
@@ -514,11 +532,12 @@ def test_calibration_is_class_balanced_and_seeded() -> None:
     keep = (y != 1) | (np.arange(len(y)) % 30 < 4)  # only 4 Disgust faces, like FER2013's few
     faces = FaceSet(x[keep], y[keep], "fake")
     calibration = calibration_set(faces, 70, seed=3)
-    assert calibration.to_dict() == {"source": "fake", "per_class": 10, "total": 64, "seed": 3,
-                                     "range_quantile": DEFAULT_RANGE_QUANTILE,
-                                     "ranges": "0.95-quantile of per-face extremes",
-                                     "equalization": "depthwise output channels scaled "
-                                                     "toward the widest, at most 8x"}
+    assert calibration.to_dict(equalized=3) == {
+        "source": "fake", "per_class": 10, "total": 64, "seed": 3,
+        "range_quantile": DEFAULT_RANGE_QUANTILE, "ranges": "0.95-quantile of per-face extremes",
+        "equalization": "depthwise output channels scaled toward the widest, at most 8x"}
+    # What ran is recorded: a model equalization could not touch says so.
+    assert calibration.to_dict(equalized=0)["equalization"] == "none"
     assert calibration.x.shape == (64, 48, 48, 1) and calibration.x.dtype == np.float32
     assert np.array_equal(calibration.x, calibration_set(faces, 70, seed=3).x)
     assert not np.array_equal(calibration.x, calibration_set(faces, 70, seed=4).x)
@@ -619,11 +638,11 @@ def test_missing_tflite_model(tmp_path: Path, fake_data: dict[str, Path]) -> Non
 
 
 @slow
-def test_corrupt_tflite(tmp_path: Path, csv_pipeline: Pipeline) -> None:
+def test_corrupt_tflite(tmp_path: Path, pipeline: Pipeline) -> None:
     corrupt = tmp_path / "corrupt.tflite"
-    corrupt.write_bytes(csv_pipeline.tflite.read_bytes()[:5000])
-    corrupt.with_suffix(".json").write_bytes(csv_pipeline.tflite.with_suffix(".json").read_bytes())
-    assert_one_line_error(run_cli("evaluate", corrupt, "--data", csv_pipeline.data),
+    corrupt.write_bytes(pipeline.tflite.read_bytes()[:5000])
+    corrupt.with_suffix(".json").write_bytes(pipeline.tflite.with_suffix(".json").read_bytes())
+    assert_one_line_error(run_cli("evaluate", corrupt, "--data", pipeline.data),
                           str(corrupt), "not a loadable TFLite model")
 
 
@@ -635,13 +654,13 @@ def test_corrupt_keras_model(tmp_path: Path, fake_data: dict[str, Path]) -> None
 
 
 @slow
-def test_stale_sidecar_is_not_updated(tmp_path: Path, csv_pipeline: Pipeline) -> None:
+def test_stale_sidecar_is_not_updated(tmp_path: Path, pipeline: Pipeline) -> None:
     model = tmp_path / "copy.tflite"
-    model.write_bytes(csv_pipeline.tflite.read_bytes())
-    sidecar = json.loads(csv_pipeline.tflite.with_suffix(".json").read_text())
+    model.write_bytes(pipeline.tflite.read_bytes())
+    sidecar = json.loads(pipeline.tflite.with_suffix(".json").read_text())
     sidecar["tflite_sha256"] = "0" * 64
     model.with_suffix(".json").write_text(json.dumps(sidecar))
-    assert_one_line_error(run_cli("evaluate", model, "--data", csv_pipeline.data, "--latency-faces",
+    assert_one_line_error(run_cli("evaluate", model, "--data", pipeline.data, "--latency-faces",
                                   1, "--update-sidecar"), "does not match")
 
 
@@ -681,3 +700,62 @@ def test_shipped_model_matches_sidecar_and_accuracy() -> None:
     assert metrics["n"] == len(y)
     accuracy = float((EmotionClassifier(model).predict(x).argmax(axis=1) == y).mean())
     assert abs(accuracy - metrics["int8_accuracy"]) <= 0.005  # 0.5 percentage points
+
+
+def test_robust_range_is_the_quantile_of_per_face_extremes() -> None:
+    """One estimator for conversion, quantization-aware training and equalization."""
+    from convert.ranges import robust_range, upper_quantile
+
+    rng = np.random.default_rng(0)
+    lows = rng.uniform(-3.0, -1.0, (200, 3))
+    highs = rng.uniform(1.0, 3.0, (200, 3))
+    lows[:, 2], highs[:, 2] = rng.uniform(0.5, 1.0, 200), rng.uniform(-1.0, -0.5, 200)
+    low, high = robust_range(lows, highs, 0.9)
+    for column in range(2):
+        assert low[column] == np.quantile(lows[:, column], 0.1)
+        assert high[column] == np.quantile(highs[:, column], 0.9)
+    assert (low[2], high[2]) == (0.0, 0.0)  # zero stays representable
+    assert np.array_equal(upper_quantile(highs, 0.9)[:2], high[:2])
+
+
+def test_init_reads_the_network_from_the_starting_run(tmp_path: Path) -> None:
+    """--init takes width/modules/... from run.json; typed ones must agree, l2/dropout may not."""
+    from convert.checkpoints import starting_spec
+    from convert.errors import InitError
+    from convert.model import ModelSpec
+
+    recorded = ModelSpec(width=40, modules=4, middle=2, stem=16, l2=1e-4, dropout=0.4)
+    start = tmp_path / "run" / "best.keras"
+    start.parent.mkdir()
+    start.write_bytes(b"weights")
+    (start.parent / "run.json").write_text(json.dumps({"config": {"spec": recorded.to_dict()}}))
+    assert starting_spec(start, {}) == recorded
+    assert starting_spec(start, {"width": 40, "dropout": 0.1}) == ModelSpec(
+        width=40, modules=4, middle=2, stem=16, l2=1e-4, dropout=0.1)
+    with pytest.raises(InitError, match="trained with --modules 4, not --modules 3"):
+        starting_spec(start, {"modules": 3})
+    (start.parent / "run.json").unlink()
+    with pytest.raises(InitError, match=r"no run\.json"):
+        starting_spec(start, {})
+
+
+def test_card_names_what_the_plateau_schedule_watches() -> None:
+    """A quantization-aware run validates by accuracy, so its plateau is of accuracy."""
+    from convert.card import _schedule
+
+    plateau = {"schedule": "plateau", "plateau_patience": 5}
+    assert "plateau of validation loss" in _schedule(plateau)
+    assert "plateau of validation accuracy" in _schedule({**plateau, "quantization_aware": True})
+
+
+def test_wrong_input_shape_is_refused(tmp_path: Path) -> None:
+    """A model whose input is not 48x48x1: the sidecar may not paper over it."""
+    tf = pytest.importorskip("tensorflow", reason="building a foreign model needs TensorFlow")
+    inputs = tf.keras.Input((64, 64, 3))
+    outputs = tf.keras.layers.Dense(7)(tf.keras.layers.GlobalAveragePooling2D()(inputs))
+    content = tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inputs, outputs)).convert()
+    model = tmp_path / "rgb.tflite"
+    model.write_bytes(content)
+    shutil.copy(MODELS_DIR / "emotion_int8.json", model.with_suffix(".json"))
+    with pytest.raises(ModelError, match=r"input shape \[1, 64, 64, 3\] is not"):
+        EmotionClassifier(model)

@@ -2,11 +2,11 @@
 
 For each float Keras model given, quantize it (with and without depthwise
 equalization) and compare int8 and float on augmented Training faces outside the
-calibration set (the faces of bench/mirror_margin.py): one-pass argmax agreement
+calibration set (the faces of research/mirror_margin.py): one-pass argmax agreement
 and mean |probability difference|. This is how the shipped model was chosen
 among the plain, the quantization-aware and the consistency fine-tuned networks.
 
-    python bench/int8_fidelity.py runs/gpu/w40_base/best.keras runs/qat_cw100/best.keras \\
+    python -m research.int8_fidelity runs/gpu/w40_base/best.keras runs/qat_cw100/best.keras \\
         --data ../shared/data/fer2013/train.npz --json docs/training/int8_fidelity.json
 """
 
@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.mirror_margin import UNSEEN_LIKE, unseen_like_faces
 from convert.equalize import DEFAULT_CAP
 from convert.evaluate import float_probabilities
 from convert.quantize import quantize
 from edge.classify import EmotionClassifier
+from research.mirror_margin import UNSEEN_LIKE, unseen_like_faces
 
 
 def main() -> None:

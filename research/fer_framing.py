@@ -4,7 +4,7 @@ The device crops live faces to match: edge/align.py's FER_FRAMING comes from
 this script's medians. Faces are upscaled 4x so the HOG detector and the
 68-point predictor work on them; only images with exactly one detection count.
 
-    python bench/fer_framing.py [../shared/data/fer2013/train.npz] [--n 1500]
+    python -m research.fer_framing [../shared/data/fer2013/train.npz] [--n 1500]
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import cv2
 import dlib
 import numpy as np
 
-from edge.align import eye_centres
 from edge.faces import find_landmark_model
+from edge.landmarks import eye_centres
 
 SCALE = 4
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import synthetic_faces
 
 from convert.model import ModelSpec
+from tests.conftest import synthetic_faces
 
 pytestmark = pytest.mark.slow  # builds Keras models
 
@@ -93,7 +93,8 @@ def test_calibrated_tensors_sit_on_an_int8_grid(plain: object, pixels: np.ndarra
 
 
 def test_mismatched_start_names_the_layer(plain: object) -> None:
-    from convert.qat import InitError, quantization_aware_model, transfer_weights
+    from convert.errors import InitError
+    from convert.qat import quantization_aware_model, transfer_weights
 
     wider = quantization_aware_model(ModelSpec(width=16, modules=2, middle=1, stem=8))
     with pytest.raises(InitError, match="--width"):
@@ -109,12 +110,30 @@ def test_second_half_mode_gives_float_then_int8(plain: object, pixels: np.ndarra
 
     trainable = qat.quantization_aware_model(SPEC)
     qat.transfer_weights(plain, trainable)
-    qat.calibrate(trainable, pixels, quantile=0.95, mode=qat.SECOND_HALF)
-    both = predict(trainable, np.concatenate([pixels, pixels]))
-    qat.set_mode(trainable, qat.ON)
+    qat.calibrate(trainable, pixels, quantile=0.95, mode=qat.Mode.SECOND_HALF)
+    both = predict(trainable, qat.paired(pixels, np.arange(len(pixels)))[0])
+    qat.set_mode(trainable, qat.Mode.ON)
     rounded = predict(trainable, pixels)
     np.testing.assert_allclose(both[:len(pixels)], predict(plain, pixels), atol=1e-5)
     np.testing.assert_allclose(both[len(pixels):], rounded, atol=1e-5)
+
+
+def test_paired_batch_and_its_halves() -> None:
+    """The batch layout the mode, the rounded layers and the loss share."""
+    import keras
+
+    from convert import qat
+
+    x, y = np.arange(6.0).reshape(3, 2), np.array([4, 5, 6])
+    doubled, labels = qat.paired(x, y)
+    first, second = qat.halves(keras.ops, doubled)
+    np.testing.assert_array_equal(np.asarray(first), x)
+    np.testing.assert_array_equal(np.asarray(second), x)
+    assert labels.tolist() == [4, 5, 6, 4, 5, 6]
+    weights = {mode: tuple(float(w) for w in qat.half_weights(keras.ops, mode.value))
+               for mode in qat.Mode}
+    assert weights == {qat.Mode.OFF: (0.0, 0.0), qat.Mode.ON: (1.0, 1.0),
+                       qat.Mode.SECOND_HALF: (0.0, 1.0)}
 
 
 def test_consistency_loss_adds_kl_on_the_second_half() -> None:

@@ -6,15 +6,14 @@ once, and the cosine schedule of each is sized so it ends inside the budget:
 
 1. probe: each configuration trains for `--probe-epochs` epochs, all in parallel.
    Only epochs that began after every probe had finished its first (compiling)
-   epoch count, so the speed is measured under the contention of the real runs: an
-   earlier version timed epochs while the others were still compiling, measured
-   2.2 s instead of 4 s per epoch, and ran out of time at epoch 68 of 121;
+   epoch count, so the speed is measured under the contention of the real runs
+   (epochs timed while others still compile look about twice as fast);
 2. main: each configuration trains for as many epochs as the remaining budget
    allows at its measured speed;
 3. each run folder (best checkpoint, history, run record, log) is packed into
    OUT/NAME.tar and a summary written to OUT/sweep.json.
 
-    KERAS_BACKEND=jax python bench/train_sweep.py --data train.npz --val publictest.npz \\
+    KERAS_BACKEND=jax python -m research.train_sweep --data train.npz --val publictest.npz \\
         --out runs/sweep --budget 480
 """
 
@@ -54,8 +53,6 @@ def launch(name: str, extra: list[str], args: argparse.Namespace, folder: Path,
     folder.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "convert.cli", "train", "--data", args.data, "--val",
                args.val, "--out", str(folder), "--epochs", str(epochs), *COMMON, *extra]
-    if args.limit:
-        command += ["--limit", str(args.limit)]
     log = (folder / "train.log").open("w")
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
@@ -114,7 +111,6 @@ def main() -> None:
     parser.add_argument("--probe-epochs", type=int, default=5)
     parser.add_argument("--max-epochs", type=int, default=300)
     parser.add_argument("--only", nargs="*", help="Run only these configurations.")
-    parser.add_argument("--limit", type=int, default=0, help="Training images (smoke runs).")
     args = parser.parse_args()
     started = time.monotonic()
     deadline = started + args.budget

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import synthetic_faces
 
 from convert.model import ModelSpec
+from tests.conftest import synthetic_faces
 
 pytestmark = pytest.mark.slow  # builds Keras models
 

@@ -6,7 +6,6 @@ only meaningful in docs/BENCHMARKS.md, next to their baselines.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -18,16 +17,12 @@ from click.testing import CliRunner
 from edge.commands.bench import STAGES, bench, summarize
 from edge.images import letterbox
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def load_harness():
-    """bench/run_benchmarks.py is a script, not a package: load it by path."""
-    spec = importlib.util.spec_from_file_location("run_benchmarks",
-                                                  REPO / "bench" / "run_benchmarks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The harness, bench.run_benchmarks (imported here: it needs the repository root)."""
+    from bench import run_benchmarks
+
+    return run_benchmarks
 
 
 def test_bench_runs_a_few_frames_and_writes_json(tmp_path: Path) -> None:

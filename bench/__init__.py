@@ -1,0 +1,1 @@
+"""The benchmark harness: run_benchmarks (with baselines/) and the soak test."""

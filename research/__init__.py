@@ -1,0 +1,1 @@
+"""One-off experiments that chose shipped constants; see research/README.md."""
