@@ -62,7 +62,7 @@ import numpy as np
 from edge.eyes import DEFAULT_TIME_CONSTANT, EyeAppearance
 from edge.landmarks import LEFT_EYE, RIGHT_EYE
 
-# Defaults, and why (times in seconds, measured on bench/blink_eval.py's clips;
+# Defaults, and why (times in seconds, measured on research/blink_eval.py's clips;
 # docs/BLINKS.md has the figures):
 # - close_sigma 4.0: open-eye frames of four clips, two people, 7.7-30 fps (and
 #   the same clips thinned to 6-10 fps), stay below a fused dip of ~4 robust

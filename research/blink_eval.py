@@ -1,8 +1,8 @@
 """Blink precision / recall / F1 of the real `edge-run` on every annotated clip.
 
-    python bench/blink_eval.py                  # table; writes docs/BLINKS.md + plot
-    python bench/blink_eval.py --no-write       # table only
-    python bench/blink_eval.py --ear-only       # also score `[blink] appearance = false`
+    python -m research.blink_eval               # table; writes docs/BLINKS.md + plot
+    python -m research.blink_eval --no-write    # table only
+    python -m research.blink_eval --ear-only    # also score `[blink] appearance = false`
 
 Clips: every `NAME.avi` with a `NAME_ideal.csv` in
 <shared>/data/media/video/focus_blink_noncommercial (see its README; the clips are

