@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge.config import BlinkConfig, check_blink
 from edge.eyes import DEFAULT_TIME_CONSTANT, EyeAppearance
 from edge.landmarks import LEFT_EYE, RIGHT_EYE
 
@@ -79,12 +80,6 @@ from edge.landmarks import LEFT_EYE, RIGHT_EYE
 # - warmup_samples 5: a median of five open samples tolerates two bad ones.
 # - max_gap 0.3: if the face is lost longer than this while the eyes are closed,
 #   the reopening time is unknown: drop that closure rather than guess.
-DEFAULT_CLOSE_SIGMA = 4.0
-DEFAULT_OPEN_SIGMA = 2.0
-DEFAULT_CLOSE_RATIO = 0.75
-DEFAULT_OPEN_RATIO = 0.85
-DEFAULT_MIN_DURATION = 0.07
-DEFAULT_MAX_DURATION = 0.5
 DEFAULT_REFRACTORY = 0.1
 DEFAULT_BASELINE_WINDOW = 5.0
 DEFAULT_WARMUP_SAMPLES = 5
@@ -260,42 +255,35 @@ class BlinkDetector:
 
     def __init__(
         self,
-        close_ratio: float = DEFAULT_CLOSE_RATIO,
-        open_ratio: float = DEFAULT_OPEN_RATIO,
-        min_duration: float = DEFAULT_MIN_DURATION,
-        max_duration: float = DEFAULT_MAX_DURATION,
+        settings: BlinkConfig | None = None,
+        *,
         refractory: float = DEFAULT_REFRACTORY,
         baseline_window: float = DEFAULT_BASELINE_WINDOW,
         warmup_samples: int = DEFAULT_WARMUP_SAMPLES,
         max_gap: float = DEFAULT_MAX_GAP,
-        close_sigma: float = DEFAULT_CLOSE_SIGMA,
-        open_sigma: float = DEFAULT_OPEN_SIGMA,
-        appearance: bool = True,
         template_time: float = DEFAULT_TIME_CONSTANT,
     ) -> None:
-        if not 0.0 < close_ratio <= open_ratio < 1.5:
-            raise ValueError("need 0 < close_ratio <= open_ratio < 1.5")
-        if not 0.0 <= open_sigma <= close_sigma:
-            raise ValueError("need 0 <= open_sigma <= close_sigma")
-        if not 0.0 <= min_duration < max_duration:
-            raise ValueError("need 0 <= min_duration < max_duration")
+        """`settings`: the user's [blink] section (its defaults and rules live in
+        edge.config); the keyword arguments are the algorithm's own constants."""
+        settings = settings or BlinkConfig()
+        check_blink(settings)
         if warmup_samples < 1 or baseline_window <= 0:
             raise ValueError("need warmup_samples >= 1 and baseline_window > 0")
-        self.close_ratio = close_ratio
-        self.open_ratio = open_ratio
-        self.close_sigma = close_sigma
-        self.open_sigma = open_sigma
-        self.min_duration = min_duration
-        self.max_duration = max_duration
+        self.close_ratio = settings.close_ratio
+        self.open_ratio = settings.open_ratio
+        self.close_sigma = settings.close_sigma
+        self.open_sigma = settings.open_sigma
+        self.min_duration = settings.min_duration
+        self.max_duration = settings.max_duration
         self.refractory = refractory
         self.baseline_window = baseline_window
         self.warmup_samples = warmup_samples
         self.max_gap = max_gap
-        self.eyes = EyeAppearance(template_time) if appearance else None
+        self.eyes = EyeAppearance(template_time) if settings.appearance else None
         self.reset()
 
     def reset(self) -> None:
-        """Forget everything learnt (e.g. the track was lost and its id reused)."""
+        """Forget everything learnt about the person: the state of a new detector."""
         self._open = _History()  # samples outside closures
         self._closure: _Closure | None = None
         self._armed = True  # the score was back near open since the last closure
@@ -305,7 +293,6 @@ class BlinkDetector:
         self._first_time: float | None = None
         self._blink_times: deque[float] = deque()  # end times within RATE_WINDOW
         self.count = 0
-        self.last_blink: Blink | None = None
         self.score = 0.0  # the latest closure score, in robust sigmas
         self.ear: float | None = None  # the latest mean EAR seen by `observe`
         self._level: float | None = None  # open-eye mean EAR found by the last _score
@@ -472,7 +459,6 @@ class BlinkDetector:
         if not self._is_blink(closure, timestamp, look_z):
             return None
         self.count += 1
-        self.last_blink = blink
         self._last_blink_end = timestamp
         self._blink_times.append(timestamp)
         return blink

@@ -253,12 +253,7 @@ def _apply(config: Config, values: dict[str, Any]) -> Config:
     if _same_file(config.source.input, config.log.path):
         raise ConfigError(f"log.path and source.input are the same file ({config.log.path}): "
                           "the log would append to the video")
-    if config.blink.open_ratio < config.blink.close_ratio:
-        raise ConfigError("blink.open_ratio must be >= blink.close_ratio")
-    if config.blink.open_sigma > config.blink.close_sigma:
-        raise ConfigError("blink.open_sigma must be <= blink.close_sigma")
-    if config.blink.max_duration <= config.blink.min_duration:
-        raise ConfigError("blink.max_duration must be > blink.min_duration")
+    check_blink(config.blink)
     return config
 
 
@@ -266,6 +261,18 @@ def _same_file(source: str, log_path: str) -> bool:
     if not source or not log_path or source.isdigit() or "://" in source or source == "picamera":
         return False
     return os.path.realpath(source) == os.path.realpath(log_path)
+
+
+def check_blink(blink: BlinkConfig) -> None:
+    """The [blink] rules; BlinkDetector checks a hand-made section with them too."""
+    for entry in dataclasses.fields(blink):
+        _validate("blink", entry.name, getattr(blink, entry.name))
+    if blink.open_ratio < blink.close_ratio:
+        raise ConfigError("blink.open_ratio must be >= blink.close_ratio")
+    if blink.open_sigma > blink.close_sigma:
+        raise ConfigError("blink.open_sigma must be <= blink.close_sigma")
+    if blink.max_duration <= blink.min_duration:
+        raise ConfigError("blink.max_duration must be > blink.min_duration")
 
 
 # A topic level: no MQTT wildcards (+ #), and safe in Home Assistant ids.

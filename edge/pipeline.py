@@ -123,15 +123,8 @@ class Pipeline:
         for track_id in live - self.states.keys():
             self.states[track_id] = FaceState(
                 EmotionSmoother(self.smoothing),
-                self._new_blink_detector() if self.blink.enabled else None)
+                BlinkDetector(self.blink) if self.blink.enabled else None)
         return tracks
-
-    def _new_blink_detector(self) -> BlinkDetector:
-        b = self.blink
-        return BlinkDetector(close_ratio=b.close_ratio, open_ratio=b.open_ratio,
-                             close_sigma=b.close_sigma, open_sigma=b.open_sigma,
-                             appearance=b.appearance,
-                             min_duration=b.min_duration, max_duration=b.max_duration)
 
     def _update_blinks(self, state: FaceState, face: Face, frame: Frame) -> Event | None:
         detector = state.blinks

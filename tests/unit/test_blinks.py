@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from edge.blinks import Blink, BlinkDetector
+from edge.config import BlinkConfig
+from edge.errors import ConfigError
 
 # ---- synthetic series ----------------------------------------------------------------
 
@@ -177,9 +179,9 @@ def test_reset_forgets_the_person() -> None:
 
 
 def test_bad_settings_are_rejected() -> None:
-    with pytest.raises(ValueError):
-        BlinkDetector(close_ratio=0.9, open_ratio=0.8)
-    with pytest.raises(ValueError):
-        BlinkDetector(min_duration=0.6, max_duration=0.5)
+    with pytest.raises(ConfigError, match="open_ratio"):
+        BlinkDetector(BlinkConfig(close_ratio=0.9, open_ratio=0.8))
+    with pytest.raises(ConfigError, match="max_duration"):
+        BlinkDetector(BlinkConfig(min_duration=0.6, max_duration=0.5))
     with pytest.raises(ValueError):
         BlinkDetector(warmup_samples=0)

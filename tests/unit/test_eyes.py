@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 from edge.blinks import BlinkDetector
+from edge.config import BlinkConfig
+from edge.errors import ConfigError
 from edge.eyes import PATCH_H, PATCH_W, EyeAppearance, eye_patch
 from edge.landmarks import LEFT_EYE, RIGHT_EYE
 
@@ -120,7 +122,7 @@ def test_a_blink_the_landmarks_miss_is_seen_in_the_patches(fps: float) -> None:
     found = run(BlinkDetector(), fps, 18.0, closed_at=closures)
     assert [b.start_time for b in found] == pytest.approx(starts)
     assert all(b.score >= 4.0 for b in found)
-    assert run(BlinkDetector(appearance=False), fps, 18.0, closed_at=closures) == []
+    assert run(BlinkDetector(BlinkConfig(appearance=False)), fps, 18.0, closed_at=closures) == []
 
 
 @pytest.mark.parametrize("fps", [15.0, 30.0])
@@ -168,7 +170,7 @@ def test_reset_forgets_the_eyes() -> None:
 
 
 def test_bad_sigma_settings_are_rejected() -> None:
-    with pytest.raises(ValueError):
-        BlinkDetector(close_sigma=2.0, open_sigma=3.0)
+    with pytest.raises(ConfigError, match="open_sigma"):
+        BlinkDetector(BlinkConfig(close_sigma=2.0, open_sigma=3.0))
     with pytest.raises(ValueError):
         EyeAppearance(time_constant=0.0)
