@@ -37,8 +37,12 @@ LIMITS = """\
 - **Label noise and leakage in the benchmark:** FER2013 has ~1,850 duplicate images,
   57 duplicate groups with conflicting labels, and 280 PublicTest images with exact
   copies in Training; PublicTest accuracy is slightly optimistic for that reason.
-  The model was selected on PublicTest (best epoch); PrivateTest was never used.
 """
+SELECTED_ON_PUBLICTEST = ("  The model was selected on PublicTest (best epoch); PrivateTest was "
+                          "never used.\n")
+SELECTED_ON_VALIDATION = ("  The model was selected on a validation split carved from "
+                          "Training; PublicTest\n  was scored only as the test figure; "
+                          "PrivateTest was never used.\n")
 
 
 def _history(run_dir: Path) -> list[dict[str, str]]:
@@ -93,6 +97,31 @@ def lineage(run_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     return chain
 
 
+def _carved(run: dict[str, Any]) -> bool:
+    """Whether the run selected on a validation split of its own (convert/split.py)."""
+    return "carved" in (run.get("val") or {})
+
+
+def _selected_on(run: dict[str, Any]) -> str:
+    return "validation" if _carved(run) else "PublicTest"
+
+
+def _data_line(base: dict[str, Any]) -> str:
+    if not _carved(base):
+        return (f"- Data: FER2013 Training split ({base['train']['n']:,} images) for training; "
+                f"PublicTest ({base['val']['n']:,}) for checkpoint selection and the figures "
+                "below. PrivateTest was not used.")
+    carved = base["val"]["carved"]
+    test = base.get("test") or {}
+    return (f"- Data: FER2013 Training split ({carved['of_n']:,} images): "
+            f"{base['train']['n']:,} for training and {base['val']['n']:,} "
+            f"({carved['fraction']:g}, stratified by class, seed {carved['seed']}, indices "
+            f"sha256 `{carved['indices_sha256'][:16]}`) as the validation split that selects "
+            "the checkpoint and stops training: the selection figure. PublicTest "
+            + (f"({test['n']:,}) " if test.get("n") else "")
+            + "is the test figure below, used for nothing else. PrivateTest was not used.")
+
+
 def _best_epoch(folder: Path) -> int | str:
     history = _history(folder)
     if not history:
@@ -116,7 +145,7 @@ def _fine_tune_line(folder: Path, run: dict[str, Any]) -> str:
         kind += (f" with a KL(float || int8) term of weight {cfg['consistency']:g}, each face "
                  "seen by both networks")
     return (f"- {kind}: from `{cfg['init']}`, {run.get('epochs_run', '?')} of {cfg['epochs']} "
-            f"epochs (best by PublicTest accuracy: {_best_epoch(folder)}), Adam lr "
+            f"epochs (best by {_selected_on(run)} accuracy: {_best_epoch(folder)}), Adam lr "
             f"{cfg['learning_rate']:g}, " + _schedule(cfg) + "the same augmentation, "
             f"{run.get('wall_seconds', 0) / 60:.1f} min on {_hardware(run)} "
             f"({_backend(run)}).")
@@ -134,7 +163,9 @@ def _selftest_line(sidecar: Sidecar) -> list[str]:
 
 
 def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_png: str,
-           quantize_command: str, evaluate_command: str, notes: tuple[str, ...] = ()) -> str:
+           quantize_command: str, evaluate_command: str, notes: tuple[str, ...] = (),
+           explain: tuple[dict[str, Any], str] | None = None) -> str:
+    """`explain`: explain.json's summary and its mean-map image relative to the card."""
     chain = lineage(run_dir)
     if not chain:
         raise FileNotFoundError(f"{run_dir / 'run.json'} not found")
@@ -176,11 +207,9 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         evaluate_command,
         "```",
         "",
-        f"- Data: FER2013 Training split ({base['train']['n']:,} images) for training; "
-        f"PublicTest ({base['val']['n']:,}) for checkpoint selection and the figures below. "
-        f"PrivateTest was not used.",
+        _data_line(base),
         f"- Epochs run: {base.get('epochs_run', '?')} of {cfg['epochs']} "
-        f"(best epoch by PublicTest accuracy: {best}); "
+        f"(best epoch by {_selected_on(base)} accuracy: {best}); "
         f"wall time {base.get('wall_seconds', 0) / 3600:.2f} h on {_hardware(base)} "
         f"({_backend(base)}).",
         f"- Regimen: Adam lr {cfg['learning_rate']}, batch {cfg['batch_size']}, "
@@ -198,7 +227,8 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         "int8 input (raw pixel - 128, exact), int8 output, int8 builtin ops only.",
         *_selftest_line(sidecar),
         "",
-        "## Results on PublicTest",
+        "## Results on PublicTest" + (" (test figure)" if all(_carved(r) for _, r in chain)
+                                      else ""),
         "",
         f"Measured by `edge-convert evaluate` through the device's own classifier "
         f"(`edge/classify.py`), {report['data']['n']:,} faces"
@@ -225,7 +255,9 @@ def render(run_dir: Path, sidecar_path: Path, report: dict[str, Any], confusion_
         f"![confusion matrix]({confusion_png})",
         "",
         *([*(f"- {note}" for note in notes), ""] if notes else []),
-        LIMITS,
+        *(explain_section(*explain, sidecar) if explain else []),
+        LIMITS + (SELECTED_ON_VALIDATION if all(_carved(r) for _, r in chain)
+                  else SELECTED_ON_PUBLICTEST),
     ]
     return "\n".join(lines)
 
@@ -256,3 +288,72 @@ def _backend(run: dict[str, Any]) -> str:
 def _erasing(cfg: dict[str, Any]) -> str:
     erase = float(cfg.get("erase", 0.0))
     return f", random erasing p={erase:g}" if erase > 0 else ""
+
+
+REGION_NAMES = {"eyes_brows": "eyes and brows", "mouth": "mouth",
+                "border": "border (hair, ears, background)"}
+
+
+def explain_section(summary: dict[str, Any], image: str, sidecar: Sidecar | None) -> list[str]:
+    """Where the model looks: the per-class mean maps of `edge-convert explain`."""
+    methods, means, regions = summary["methods"], summary["means"], summary["regions"]
+    occlusion = methods["occlusion"]
+    method = "occlusion_int8" if "occlusion_int8" in regions["shares"] else next(
+        iter(regions["shares"]))
+    shares = regions["shares"][method]
+    n = means["faces_occlusion"] if method.startswith("occlusion") else means["faces_gradcam"]
+    data = summary["data"]
+    lines = [
+        "## Where the model looks",
+        "",
+        f"![mean maps per class]({image})",
+        "",
+        f"Per-class mean maps of where the model looks, over {n:,} {data['split']} faces"
+        + (" (a stratified sample)" if means["subsampled"] else "")
+        + f": occlusion sensitivity of the int8 model run through the device's "
+        f"classifier (a patch of {occlusion['patch']}x{occlusion['patch']} pixels in the "
+        f"face's mean grey slid in {occlusion['stride']}-pixel steps; a pixel's value is the "
+        "drop of the true class's probability when it is hidden)"
+        + (f", and Grad-CAM of the float model at `{methods['gradcam']['layer']}` "
+           f"({methods['gradcam']['layer_side']}x{methods['gradcam']['layer_side']})"
+           if methods.get("gradcam") else "")
+        + ". Each face's map is scaled to a maximum of 1, averaged per class and laid over "
+        "the class's mean face; red is where the evidence for the class lies. "
+        f"Share of each class's {method.replace('_', ' ')} map per region (placed by the "
+        "sidecar's framing):",
+        "",
+        "| class | " + " | ".join(REGION_NAMES[r] for r in REGION_NAMES) + " |",
+        "| --- |" + " --- |" * len(REGION_NAMES),
+        "| *share of the area* | " + " | ".join(
+            f"*{regions['area_share'][r]:.0%}*" for r in REGION_NAMES) + " |",
+        *(f"| {label} | " + " | ".join(f"{row[r]:.0%}" for r in REGION_NAMES) + " |"
+          for label, row in shares.items()),
+        "",
+        _what_they_show(shares, regions["area_share"]),
+        "",
+    ]
+    if summary.get("command"):
+        lines += [f"Drawn by `{summary['command']}`.", ""]
+    if methods.get("gradcam") is None:
+        source = ((sidecar.source_model or {}) if sidecar else {}).get("path",
+                                                                       "the float checkpoint")
+        lines += [f"Grad-CAM needs the float checkpoint's gradients (`{source}`), which is not "
+                  "in the repository; with it, `edge-convert explain CHECKPOINT.keras --tflite "
+                  "models/emotion_int8.tflite --data publictest.npz --out DIR` adds Grad-CAM "
+                  "and float occlusion maps beside these, for the same faces.", ""]
+    return lines
+
+
+def _what_they_show(shares: dict[str, dict[str, float]], area: dict[str, float]) -> str:
+    """The table in a sentence: each region's evidence against its share of the area."""
+    def density(region: str, row: dict[str, float]) -> float:
+        return row[region] / area[region] if area[region] > 0 else 0.0
+
+    mean = {r: sum(row[r] for row in shares.values()) / len(shares) for r in REGION_NAMES}
+    mouth_most = max(shares, key=lambda label: density("mouth", shares[label]))
+    return ("Averaged over the classes: "
+            + "; ".join(f"{REGION_NAMES[r]} {mean[r]:.0%} of the evidence on {area[r]:.0%} of "
+                        f"the area ({mean[r] / area[r]:.1f}x a uniform map)"
+                        for r in REGION_NAMES if area[r] > 0)
+            + f". The mouth weighs most for {mouth_most} "
+            f"({density('mouth', shares[mouth_most]):.1f}x).")

@@ -44,7 +44,9 @@ def command_as_typed(ctx: click.Context) -> str:
         if source is not ParameterSource.COMMANDLINE or not param.opts:
             continue
         value = ctx.params[param.name]
-        if isinstance(param, click.Option) and param.is_flag:
+        if isinstance(param, click.Argument):  # positional: the value alone
+            words.append(str(value))
+        elif isinstance(param, click.Option) and param.is_flag:
             words.append(param.opts[0])
         else:
             words += [param.opts[0], str(value)]
@@ -78,7 +80,16 @@ def main() -> None:
 @click.option("--data", "data_path", required=True, type=click.Path(path_type=Path),
               help="Training data: fer2013.csv, an image-folder root, or a .npz.")
 @click.option("--val", "val_path", type=click.Path(path_type=Path),
-              help="Validation data (default: the publictest split of --data).")
+              help="Select checkpoints on this data instead of a split carved from --data "
+                   "(the old way, e.g. PublicTest: its figure is then no test figure).")
+@click.option("--val-fraction", default=0.1, show_default=True,
+              help="Validation split carved from the training faces, stratified and seeded; "
+                   "checkpoints, early stopping and the LR plateau are chosen on it.")
+@click.option("--val-seed", default=1234, show_default=True,
+              help="Seed of the validation split (apart from --seed).")
+@click.option("--test", "test_path", type=click.Path(path_type=Path),
+              help="Test data, scored once with the best checkpoint [default: the publictest "
+                   "split of --data; for a .npz, publictest.npz beside it].")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Run folder: checkpoints, history.csv, run.json.")
 @click.option("--width", default=SPEC.width, show_default=True,
@@ -118,7 +129,8 @@ def main() -> None:
 @click.option("--consistency", default=0.0, show_default=True,
               help="With --quantization-aware: weight of a KL(float || int8) term that "
                    "trains the float and the simulated int8 network to agree.")
-def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, modules: int,
+def train(data_path: Path, val_path: Path | None, val_fraction: float, val_seed: int,
+          test_path: Path | None, out_dir: Path, width: int, modules: int,
           middle: int, stem: int, l2: float, dropout: float, epochs: int, batch_size: int,
           learning_rate: float, schedule: str, patience: int, label_smoothing: float,
           class_weight: str, shift: float, rotation: float, zoom: float, erase: float, seed: int,
@@ -126,6 +138,7 @@ def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, mod
           quantization_aware: bool, consistency: float) -> None:
     """Train the Xception-family network and keep the best checkpoint."""
     from convert.checkpoints import starting_spec
+    from convert.split import default_test_path
     from convert.train import TrainConfig
     from convert.train import train as run_training
 
@@ -136,9 +149,18 @@ def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, mod
              "--erase 0..1")
     if consistency < 0 or (consistency > 0 and not quantization_aware):
         fail("--consistency must be >= 0 and needs --quantization-aware")
-    train_faces = load_faces(data_path, "train")
-    val_faces = load_faces(val_path if val_path else data_path, "publictest")
     ctx = click.get_current_context()
+    given = ctx.get_parameter_source("val_fraction")
+    if val_path and given is ParameterSource.COMMANDLINE and val_fraction > 0:
+        fail("--val selects on given data: it does not go with --val-fraction")
+    if not val_path and not 0 < val_fraction < 1:
+        fail(f"--val-fraction must be in (0, 1), is {val_fraction:g} (or give --val)")
+    if npz_split(data_path) in HELD_OUT:
+        fail(f"{data_path}: train on the training split, not a test split")
+    test_path = test_path or default_test_path(data_path)
+    train_faces = load_faces(data_path, "train")
+    val_faces = load_faces(val_path, "publictest") if val_path else None
+    test_faces = load_faces(test_path, "publictest") if test_path else None
     try:
         spec = (starting_spec(init_path, typed_options(ctx, NETWORK_OPTIONS)) if init_path else
                 ModelSpec(width=width, modules=modules, middle=middle, stem=stem, l2=l2,
@@ -150,15 +172,22 @@ def train(data_path: Path, val_path: Path | None, out_dir: Path, width: int, mod
                              seed=seed, threads=threads, workers=workers,
                              init=str(init_path) if init_path else None,
                              quantization_aware=quantization_aware, consistency=consistency,
+                             val_fraction=0.0 if val_path else val_fraction, val_seed=val_seed,
                              spec=spec)
         summary = run_training(train_faces, val_faces, out_dir, config, resume=resume,
                                command=command_as_typed(ctx),
-                               verbose=1 if sys.stdout.isatty() else 2)
+                               verbose=1 if sys.stdout.isatty() else 2, test_faces=test_faces)
     except InitError as exc:
         fail(f"--init {init_path}: {exc}" if str(init_path) not in str(exc) else str(exc))
-    click.echo(f"best val accuracy {summary['best_val_accuracy']:.4f} after "
+    val, test = summary["val"], summary.get("test")
+    click.echo(f"best val accuracy {summary['best_val_accuracy']:.4f} (selection: "
+               + (f"{val['n']} faces carved from the training data" if "carved" in val
+                  else f"{val['source']}") + f") after "
                f"{summary['epochs_run']} epochs, {summary['wall_seconds'] / 60:.1f} min: "
                f"{summary['best_model']}")
+    if test:
+        click.echo(f"test accuracy (float) {test['float_accuracy']:.4f} on {test['n']} faces "
+                   f"of {test['source']}")
 
 
 @main.command()
@@ -267,6 +296,68 @@ def selftest(model_path: Path, seed: int | None, count: int | None) -> None:
 
 
 @main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.option("--data", "data_path", required=True, type=click.Path(path_type=Path),
+              help="fer2013.csv, an image-folder root, or a .npz (a .npz is one split).")
+@click.option("--split", type=click.Choice(SPLITS), default=None,
+              help="Split of a CSV or image-folder root [default: publictest].")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for the PNG figures, mean_maps.npz and explain.json.")
+@click.option("--tflite", "tflite_path", type=click.Path(path_type=Path),
+              help="With a .keras MODEL: its int8 model, for occlusion maps side by side.")
+@click.option("--keras", "keras_path", type=click.Path(path_type=Path),
+              help="With a .tflite MODEL: its float model, for Grad-CAM and float occlusion.")
+@click.option("--per-class", default=6, show_default=True,
+              help="Sample faces drawn per class, correct and wrong ones each.")
+@click.option("--seed", default=1234, show_default=True, help="Seed of the sample draws.")
+@click.option("--layer", default="", help="Grad-CAM layer [default: the deepest block "
+              "output at least 6x6: m2_add in the shipped 4-module network].")
+@click.option("--patch", default=8, show_default=True, help="Occlusion patch side, pixels.")
+@click.option("--stride", default=4, show_default=True, help="Occlusion patch step, pixels.")
+@click.option("--occlusion-faces", default=0, show_default=True,
+              help="Occlusion means over this many faces drawn stratified (0: all).")
+def explain(model_path: Path, data_path: Path, split: str | None, out_dir: Path,
+            tflite_path: Path | None, keras_path: Path | None, per_class: int, seed: int,
+            layer: str, patch: int, stride: int, occlusion_faces: int) -> None:
+    """Where MODEL looks: Grad-CAM (float .keras) and occlusion maps (float and int8)."""
+    from convert import explain_report as er
+    from convert.explain import Occlusion
+
+    is_tflite = model_path.suffix.lower() == ".tflite"
+    if not model_path.exists():
+        fail(f"{model_path}: no such model file")
+    if model_path.suffix.lower() not in (".tflite", ".keras", ".h5", ".hdf5"):
+        fail(f"{model_path}: MODEL must be a .keras/.h5 float model or an int8 .tflite")
+    if (tflite_path and is_tflite) or (keras_path and not is_tflite):
+        fail("--tflite goes with a .keras MODEL, --keras with a .tflite MODEL")
+    if not (2 <= patch <= 24 and 1 <= stride <= patch):
+        fail(f"--patch must be in 2..24 and --stride in 1..--patch, are {patch} and {stride}")
+    if per_class < 0 or occlusion_faces < 0:
+        fail("--per-class and --occlusion-faces must be >= 0")
+    if out_dir.exists() and not out_dir.is_dir():
+        fail(f"{out_dir}: --out exists and is not a folder")
+    split = evaluation_split(data_path, split)
+    settings = er.Settings(per_class=per_class, seed=seed, layer=layer,
+                           occlusion=Occlusion(patch, stride), occlusion_faces=occlusion_faces,
+                           command=command_as_typed(click.get_current_context()))
+    faces = load_faces(data_path, split)  # bad data or models: one line (_Commands)
+    loaded = er.load(keras_path if is_tflite else model_path,
+                     model_path if is_tflite else tflite_path, settings)
+    summary = er.run(loaded, faces, split, out_dir, settings, log=click.echo)
+    if summary["models"]["int8_converted_from_float"] is False:
+        click.echo("note: the int8 model's sidecar names another float checkpoint as its "
+                   "source: the side-by-side maps compare two different models")
+    gradcam = summary["methods"]["gradcam"]
+    click.echo(f"{len(faces)} faces ({split}), {summary['accuracy_of']} accuracy "
+               f"{summary['accuracy']:.4f}; "
+               + (f"Grad-CAM at {gradcam['layer']} ({gradcam['layer_side']}x"
+                  f"{gradcam['layer_side']})" if gradcam else "no Grad-CAM (needs the float "
+                                                              "model: --keras)")
+               + f"; wrote {out_dir}/explain.json, mean_maps.png and "
+                 f"{len(summary['samples']['images'])} sample grids")
+
+
+@main.command()
 @click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path),
               help="The training run folder (run.json, history.csv).")
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
@@ -278,19 +369,28 @@ def selftest(model_path: Path, seed: int | None, count: int | None) -> None:
 @click.option("--quantize-command", required=True, help="The quantize command as run.")
 @click.option("--evaluate-command", required=True, help="The evaluate command as run.")
 @click.option("--note", "notes", multiple=True, help="A measured remark for the card.")
+@click.option("--explain", "explain_path", type=click.Path(path_type=Path),
+              help="explain.json of `edge-convert explain`: link its mean maps from the card.")
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
 def card(run_dir: Path, model_path: Path, report_path: Path, confusion: str,
          quantize_command: str, evaluate_command: str, notes: tuple[str, ...],
-         out_path: Path) -> None:
+         explain_path: Path | None, out_path: Path) -> None:
     """Write the model card (MODEL.md) from the run, the sidecar and the evaluation."""
     import json
 
     from convert.card import render
 
     try:
+        import os
+
         report = json.loads(report_path.read_text())
+        explain = None
+        if explain_path:
+            summary = json.loads(explain_path.read_text())
+            image = explain_path.parent / summary["means"]["image"]
+            explain = (summary, Path(os.path.relpath(image, out_path.parent)).as_posix())
         text = render(run_dir, model_path.with_suffix(".json"), report, confusion,
-                      quantize_command, evaluate_command, notes)
+                      quantize_command, evaluate_command, notes, explain)
     except (OSError, ValueError, KeyError) as exc:
         fail(f"cannot write the card: {exc!r}")
     out_path.write_text(text)

@@ -16,6 +16,7 @@ import numpy as np
 
 from convert.checkpoints import load_keras_model, model_kind
 from convert.data import FaceSet
+from convert.split import selection_role
 from convert.tf_env import quiet_tensorflow
 from edge.classify import EmotionClassifier, sha256_of
 from edge.errors import ModelError
@@ -147,6 +148,9 @@ def evaluate(model_path: Path, faces: FaceSet, split: str, keras_path: Path | No
         "agreement": None,
         "latency_ms": measure_latency(classifier, faces.x, latency_faces),
     }
+    role = selection_role(keras_path, faces.source)
+    if role:  # what the training run used this data for, as its run.json says
+        report["data"]["role"] = role
     if keras_path is not None:
         floats = float_probabilities(keras_path, faces.x)
         if classifier.mirror_average:  # compare like with like: the same inference rule
@@ -182,6 +186,12 @@ def format_report(report: dict[str, Any]) -> str:
     for label, row in int8["per_class"].items():
         lines.append(f"{label:<10} {row['precision']:>9.3f} {row['recall']:>7.3f} "
                      f"{row['f1']:>7.3f} {row['support']:>8d}")
+    if data.get("role") == "test":
+        lines.append("test figure: the float model's checkpoint was selected on other faces "
+                     "(its run.json)")
+    elif data.get("role") == "selection":
+        lines.append("note: the float model's checkpoint was selected on this data (its "
+                     "run.json): a selection figure, optimistic as a test figure")
     if not report["model"]["sidecar_matches"]:
         lines.append("warning: the sidecar's tflite_sha256 does not match this model file")
     return "\n".join(lines)

@@ -12,13 +12,13 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from convert import qat
+from convert import qat, split
 from convert.augment import Augmentation, augment_batch
 from convert.calibration import calibration_set
 from convert.checkpoints import RUN, load_starting_model
@@ -51,6 +51,8 @@ class TrainConfig:
     init: str | None = None  # start from this trained model's weights (fine-tuning)
     quantization_aware: bool = False  # simulate the int8 model's rounding while training
     consistency: float = 0.0  # weight of KL(float || simulated int8), quantization-aware only
+    val_fraction: float = split.DEFAULT_FRACTION  # carved from Training when no val set is given
+    val_seed: int = split.DEFAULT_SEED
     spec: ModelSpec = field(default_factory=ModelSpec)
 
     def augmentation(self) -> Augmentation:
@@ -105,15 +107,16 @@ def calibration_pixels(faces: FaceSet, config: TrainConfig) -> np.ndarray:
     return calibration_set(faces, QAT_CALIBRATION_FACES, config.seed).x
 
 
-def run_record(out_dir: Path, train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig,
-               parameters: int, keras_version: str, initial_epoch: int,
+def run_record(out_dir: Path, chosen: split.Selection, test_faces: FaceSet | None,
+               config: TrainConfig, parameters: int, keras_version: str, initial_epoch: int,
                command: str | None) -> dict[str, Any]:
     """run.json: the command, data, configuration and machine; a resume appends itself."""
     typed = command or shlex.join(sys.argv)
     record: dict[str, Any] = {
         "command": typed,
-        "train": {"source": train_faces.source, "n": len(train_faces)},
-        "val": {"source": val_faces.source, "n": len(val_faces)},
+        "train": chosen.train_record,
+        "val": chosen.val_record,
+        "test": {"source": test_faces.source, "n": len(test_faces)} if test_faces else None,
         "config": asdict(config),
         "parameters": parameters,
         "backend": backend_version(),
@@ -123,6 +126,7 @@ def run_record(out_dir: Path, train_faces: FaceSet, val_faces: FaceSet, config: 
     if initial_epoch and (out_dir / RUN).exists():
         # Keep the command that started the run; record each resume after it.
         earlier = json.loads((out_dir / RUN).read_text())
+        split.check_resumed(earlier.get("val"), chosen.val_record)
         record["command"] = earlier.get("command", typed)
         record["resumed"] = [*earlier.get("resumed", []),
                              {"command": typed, "from_epoch": initial_epoch,
@@ -151,8 +155,16 @@ def new_model(keras: Any, config: TrainConfig, steps_per_epoch: int) -> Any:
     return model
 
 
-def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: TrainConfig,
-          resume: bool = False, verbose: int = 1, command: str | None = None) -> dict[str, Any]:
+def train(train_faces: FaceSet, val_faces: FaceSet | None, out_dir: Path, config: TrainConfig,
+          resume: bool = False, verbose: int = 1, command: str | None = None,
+          test_faces: FaceSet | None = None) -> dict[str, Any]:
+    """Without `val_faces`, select on `config.val_fraction` of the training faces;
+    `test_faces` (PublicTest) are scored once, at the end, with the best checkpoint."""
+    if val_faces is not None:  # nothing is carved: record it so
+        config = replace(config, val_fraction=0.0)
+    chosen = split.select(train_faces, val_faces, config.val_fraction, config.val_seed,
+                          config.spec.classes)
+    train_faces, val_faces = chosen.train, chosen.val
     keras = import_keras(config.threads or None)
     from convert import callbacks as cb  # subclasses Keras' Callback: after the import above
 
@@ -176,7 +188,7 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
     if config.quantization_aware:  # the simulated ranges are not part of the network
         params -= qat.simulation_parameters(model)
     print(f"model: {params:,} parameters ({json.dumps(config.spec.to_dict())})")
-    run_info = run_record(out_dir, train_faces, val_faces, config, params, keras.__version__,
+    run_info = run_record(out_dir, chosen, test_faces, config, params, keras.__version__,
                           initial_epoch, command)
     (out_dir / RUN).write_text(json.dumps(run_info, indent=2))
 
@@ -202,6 +214,7 @@ def train(train_faces: FaceSet, val_faces: FaceSet, out_dir: Path, config: Train
     state = json.loads(state_path.read_text())
     summary = {**run_info, "epochs_run": state["epoch"], "wall_seconds": state["wall_seconds"],
                "best_val_accuracy": state["best_val_accuracy"],
-               "best_model": str(out_dir / cb.BEST)}
+               "best_model": str(out_dir / cb.BEST),
+               "test": split.test_figure(keras, out_dir / cb.BEST, test_faces)}
     (out_dir / RUN).write_text(json.dumps(summary, indent=2))
     return summary

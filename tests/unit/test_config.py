@@ -42,6 +42,9 @@ def test_file_then_overrides(tmp_path: Path) -> None:
     ("[detect\nwidth = 3\n", "invalid TOML"),
     ("[source]\nretry_initial = 5.0\nretry_max = 1.0\n", "retry_max must be >="),
     ("[blink]\nclose_ratio = 0.9\nopen_ratio = 0.8\n", "open_ratio must be >="),
+    ("[blink]\nclose_sigma = 2.0\nopen_sigma = 3.0\n", "open_sigma must be <="),
+    ("[blink]\nclose_sigma = 0.5\n", "blink.close_sigma: 0.5 is out of range"),
+    ("[blink]\nappearance = 1\n", "blink.appearance: expected true or false"),
 ])
 def test_bad_values_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
