@@ -38,6 +38,9 @@ class Track:
         self.landmarks = landmarks
 
 
+REFRESH_IOU = 0.5  # a scanned face this close to its track still fits the current frame
+
+
 class FaceTracker:
     """Greedy IoU matching of detections to tracks; tracks expire after `max_age` s."""
 
@@ -73,8 +76,10 @@ class FaceTracker:
     def add_new(self, detections: list[Detection], timestamp: float) -> list[Track]:
         """Tracks for faces found by a scan of an earlier frame.
 
-        A detection over a live track only keeps that track alive: the track's own
-        box, updated since that frame, is the better one.
+        A detection over a live track keeps that track alive, and gives it its box as
+        a full-frame scan always did, but only if the face has barely moved since the
+        scanned frame (IoU >= REFRESH_IOU with the track's box now); else the track's
+        own box, followed since, is the better one.
         """
         fresh = []
         for det in detections:
@@ -86,6 +91,8 @@ class FaceTracker:
                     and abs(cy - (t.box.top + t.box.height / 2)) <= t.box.height]
             for track in same:
                 track.last_seen = timestamp
+                if det.box.iou(track.box) >= REFRESH_IOU:
+                    track.box, track.score = det.box, det.score
             if not same:
                 fresh.append(det)
         for det in fresh:

@@ -51,3 +51,22 @@ def test_smoothing_is_the_same_at_any_frame_rate() -> None:
         results.append(probabilities[3])
     assert abs(results[0] - results[1]) < 1e-3
     assert results[0] > 0.8  # after two time constants Happy dominates
+
+
+def test_faces_from_an_earlier_scan_add_only_new_tracks() -> None:
+    """A background scan's faces arrive frames late: a tracked face is not doubled."""
+    tracker = FaceTracker(max_age=1.0)
+    (track,) = tracker.update([face(100, 100)], 0.0)
+    track.box = Box(140, 100, 100, 100)  # followed its landmarks since the scanned frame
+    live = tracker.add_new([face(100, 100), face(400, 300)], 0.9)
+    assert len(live) == 2 and track in live
+    assert track.box == Box(140, 100, 100, 100)  # moved since: its own box is kept
+    assert len(tracker.update([], 1.5)) == 2  # ...and the scan kept it alive
+
+
+def test_a_scanned_face_that_has_not_moved_refreshes_its_track_box() -> None:
+    tracker = FaceTracker()
+    (track,) = tracker.update([face(100, 100)], 0.0)
+    track.box = Box(104, 102, 96, 96)  # a little landmark drift since
+    tracker.add_new([face(100, 100, 100)], 0.1)
+    assert track.box == Box(100, 100, 100, 100) and len(tracker.tracks) == 1
