@@ -180,8 +180,8 @@ def reading_lines(paced: dict[str, Any]) -> list[str]:
 def equivalence_lines(eq: dict[str, Any]) -> list[str]:
     lines = ["### Same results?", "",
              "`python -m bench.gating_equivalence`: each clip run to its end `before` and "
-             "`after`; emotion changes and blinks matched on kind, face and label with frames "
-             f"at most {eq['tolerance_frames']} apart (`ts` ignored); blinks scored against "
+             "`after`; emotion changes matched on face and labels, blinks on the face, with "
+             f"frames at most {eq['tolerance_frames']} apart (`ts` ignored); blinks scored against "
              "the FOCUS authors' per-frame ground truth (true / false / missed); emotion per "
              "frame is the last emotion event at or before it. `control` is the old loop "
              "with its full-frame scan every 16 frames instead of 15: it changes nothing "
