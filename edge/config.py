@@ -67,10 +67,10 @@ class DetectConfig:
     threshold: float = 0.2
     min_face: int = 40  # pixels, in the full frame
     every: int = 3  # re-find tracked faces near their boxes every N frames
-    scan_every: int = 15  # full-frame scan for new faces every N frames (if gated: and motion)
+    scan_every: int = 15  # full-frame scan for new faces every N frames while faces are tracked
     max_faces: int = 4
-    # Motion gating (edge/motion.py): while nothing moves away from the tracked faces,
-    # the full-frame scan runs only every idle_scan seconds (a still person is found).
+    # Motion gating (edge/motion.py): while no face is tracked and nothing moves, the
+    # full-frame scan runs only every idle_scan seconds (a still person is still found).
     motion: bool = True
     motion_threshold: float = 12.0  # gray levels a thumbnail pixel must change by
     motion_area: float = 0.003  # share of the frame that must change
@@ -78,8 +78,9 @@ class DetectConfig:
     # Frames between starting a scan beside the loop and using its faces (edge/scan.py);
     # 0 runs it on the loop's thread, stalling that frame. A scan not done by then makes
     # the loop wait on a file (same events on any machine), joins later on a camera.
-    # A Raspberry Pi 4 at 30 fps: 4.
-    scan_lag: int = 2
+    # 0 by default: a lag changes which frames refresh a tracked face's box, and with it
+    # blinks and emotions; a kiosk that must never stutter can set 2 (a Pi 4 at 30 fps: 4).
+    scan_lag: int = 0
 
 
 @dataclass

@@ -137,8 +137,8 @@ class Pipeline:
         n, detect, tracker = self._frames_seen, self.detect, self.tracker
         moving = True
         if self.gate is not None and (not tracker.tracks or n % detect.scan_every == 0):
-            # Only where the answer matters: with faces tracked that is one frame in
-            # scan_every (the background follows time, not frames, so it needs no more).
+            # Asked only while nothing is tracked; with faces, one frame in scan_every
+            # keeps the background current for when they leave.
             self.gate.update(frame.gray, frame.timestamp)
             moving = self.gate.moving(track.box for track in tracker.tracks.values())
         scanner = self.scanner

@@ -7,7 +7,7 @@ faces are tracked. Two things keep it from costing a frame or a core:
 * `ScanSchedule` runs it only when it can find something: while nothing moves
   and no face is tracked, only every `idle_scan` seconds (a person who sits
   perfectly still is still found); with faces tracked, every `scan_every`
-  frames only if something moves away from them, else every `idle_scan` s.
+  frames, as always.
 * `BackgroundScan` runs it on a thread beside the loop. dlib releases the GIL
   inside its HOG detector (since 19.22; measured: a Python thread keeps running
   during a detector call), so on a multi-core device the scan takes no time from
@@ -42,18 +42,20 @@ class ScanSchedule:
         self.count = 0  # scans started
 
     def should_scan(self, index: int, timestamp: float, tracked: bool, moving: bool) -> bool:
-        """`moving`: motion anywhere when nothing is tracked, else away from tracked faces.
+        """`moving`: motion anywhere in the frame (asked only while nothing is tracked).
 
-        Ungated, this is the loop as it always was: every frame while no face is
-        tracked, every `scan_every` frames while one is.
+        With faces tracked this is the loop as it always was, every `scan_every`
+        frames: gating them too saved CPU but moved which frames refresh a tracked
+        face's box, and with it blinks and emotions on the shared clips. Gating is
+        for the empty room: while nothing is tracked, scan on motion, or every
+        `idle_scan` seconds (a person who sits perfectly still is still found).
         """
+        if tracked:
+            return index % self.scan_every == 0
         if not self.gated:
-            return not tracked or index % self.scan_every == 0
-        if self._last_scan is None or timestamp - self._last_scan >= self.idle_scan:
             return True
-        if not tracked:
-            return moving
-        return moving and index % self.scan_every == 0
+        return (self._last_scan is None or timestamp - self._last_scan >= self.idle_scan
+                or moving)
 
     def started(self, timestamp: float) -> None:
         self._last_scan = timestamp
