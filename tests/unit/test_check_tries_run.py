@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -12,14 +10,7 @@ from click.testing import CliRunner
 
 from edge.cli import main
 
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    """`run` points the edge logger at CliRunner's stderr; put it back afterwards."""
-    logger = logging.getLogger("edge")
-    handlers, level, propagate = logger.handlers[:], logger.level, logger.propagate
-    yield
-    logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
+pytestmark = pytest.mark.usefixtures("keep_logging")  # tests/unit/conftest.py
 
 
 def check_and_run(*args: str) -> tuple[str, str]:

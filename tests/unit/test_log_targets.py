@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -68,14 +66,6 @@ def test_character_device_is_never_renamed(tmp_path: Path) -> None:
 
 # --- results that go nowhere ----------------------------------------------------------
 
-
-@pytest.fixture
-def keep_logging() -> Iterator[None]:
-    """`run` points the edge logger at CliRunner's stderr; put it back afterwards."""
-    logger = logging.getLogger("edge")
-    handlers, level, propagate = logger.handlers[:], logger.level, logger.propagate
-    yield
-    logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="/dev/full is absent")

@@ -1,11 +1,6 @@
-"""The MQTT sink against a real mosquitto on 127.0.0.1: payloads, Home Assistant discovery,
-the last will, and nothing lost while the broker is away or the sink restarts.
-
-The broker runs from a config file on a free loopback port, with persistence so that a
-subscriber's session (clean_session=False, QoS 1) outlives a broker restart: messages the
-sink sends right after the restart are kept for the subscriber whatever order the two
-reconnect in, so the tests do not depend on timing. Every wait is bounded.
-"""
+"""The MQTT sink without a broker: writes that never wait, the bounded queue, secrets,
+config checks, Home Assistant payloads and the systemd drop-in. With a real mosquitto:
+tests/e2e/test_mqtt.py."""
 
 from __future__ import annotations
 

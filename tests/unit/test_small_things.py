@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -22,14 +21,6 @@ from edge.sinks.display import WindowDisplay
 
 LABELS = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
 
-
-@pytest.fixture
-def keep_logging() -> Iterator[None]:
-    """`run` points the edge logger at CliRunner's stderr; put it back afterwards."""
-    logger = logging.getLogger("edge")
-    handlers, level, propagate = logger.handlers[:], logger.level, logger.propagate
-    yield
-    logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
 
 
 def test_fullscreen_error_says_fullscreen_and_how_to_swap_opencv() -> None:

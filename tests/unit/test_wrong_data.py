@@ -3,8 +3,6 @@ a folder given as the model. Each is now one clear line and a non-zero exit."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -19,14 +17,7 @@ from edge.errors import ModelError, SourceError
 from edge.sources import FileSource
 from tests.conftest import synthetic_faces
 
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    """`run` points the edge logger at CliRunner's stderr; put it back afterwards."""
-    logger = logging.getLogger("edge")
-    handlers, level, propagate = logger.handlers[:], logger.level, logger.propagate
-    yield
-    logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
+pytestmark = pytest.mark.usefixtures("keep_logging")  # tests/unit/conftest.py
 
 
 def write_video(path: Path, width: int, height: int, frames: int = 5) -> Path:
