@@ -8,6 +8,7 @@ the eye points need every pixel for a usable eye aspect ratio.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -116,13 +117,23 @@ class FaceDetector:
         return cv2.resize(gray, (self.detect_width, height), interpolation=cv2.INTER_AREA), scale
 
 
+@functools.lru_cache(maxsize=2)
+def _shape_predictor(path: str, size: int, mtime_ns: int) -> Any:
+    """The loaded model, shared within a process (~0.5 s and ~100 MB a load: `check`
+    then a run, or many runs in one test process). Its predictions are read-only.
+    A file replaced in place has another size or time, so it is loaded again."""
+    return dlib.shape_predictor(path)
+
+
 class LandmarkPredictor:
     """dlib's 68-point shape predictor on the full-resolution frame."""
 
     def __init__(self, model_path: str | Path | None = None) -> None:
         self.model_path = find_landmark_model(model_path)
         try:
-            self._predictor = dlib.shape_predictor(str(self.model_path))
+            stat = self.model_path.stat()
+            self._predictor = _shape_predictor(str(self.model_path.resolve()), stat.st_size,
+                                               stat.st_mtime_ns)
         except RuntimeError as exc:
             raise ModelError(f"cannot load landmark model {self.model_path}: "
                              f"{first_line(exc)}") from None
