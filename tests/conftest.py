@@ -7,7 +7,10 @@ skip with a reason that says what is missing instead of failing.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +79,15 @@ def synthetic_faces(per_class: int, classes: int = 7, seed: int = 0,
 def make_faces():
     """`synthetic_faces` as a fixture, for tests that prefer not to import conftest."""
     return synthetic_faces
+
+
+def copy_shipped_model(tmp_path: Path, edit: Callable[[dict], None] | None = None) -> Path:
+    """The shipped model and its sidecar in tmp_path, the sidecar edited by `edit`."""
+    shipped = MODELS_DIR / "emotion_int8.tflite"
+    model = tmp_path / "m.tflite"
+    shutil.copy(shipped, model)
+    sidecar = json.loads(shipped.with_suffix(".json").read_text())
+    if edit is not None:
+        edit(sidecar)
+    model.with_suffix(".json").write_text(json.dumps(sidecar))
+    return model

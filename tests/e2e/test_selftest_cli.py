@@ -1,31 +1,27 @@
-"""The model's start-up self-test (edge.selftest) on the shipped model, real interpreters.
-
-The wrong-kernel cases are made real, not mocked: a sidecar whose reference outputs are
-tampered with is wrong for every kernel set (exit 2), and a sidecar recorded from the
-builtin kernels' exact outputs with zero tolerance is one that XNNPACK (which rounds
-differently) fails and the builtin kernels pass: the fallback path, end to end.
-"""
+"""The self-test's failure as a user meets it: a real `edge-run check` process with a
+tampered sidecar says so in one line and exits 2 (the in-process cases: tests/unit)."""
 
 from __future__ import annotations
 
-import json
-import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.conftest import MODELS_DIR
-
-MODEL = MODELS_DIR / "emotion_int8.tflite"
-
-
-def copy_model(tmp_path: Path, edit=None) -> Path:
-    """The shipped model and its sidecar in tmp_path, the sidecar edited by `edit`."""
-    model = tmp_path / "m.tflite"
-    shutil.copy(MODEL, model)
-    sidecar = json.loads(MODEL.with_suffix(".json").read_text())
-    if edit is not None:
-        edit(sidecar)
-    model.with_suffix(".json").write_text(json.dumps(sidecar))
-    return model
+from tests.conftest import REPO_ROOT
+from tests.conftest import copy_shipped_model as copy_model
 
 
-
+def test_tampered_reference_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    def tamper(sidecar: dict) -> None:
+        sidecar["selftest"]["expected"][0] = [127] + [-128] * 6
+        sidecar["selftest"]["tolerance"] = {"mean": 0.001, "max": 0.25}
+    model = copy_model(tmp_path, tamper)
+    done = subprocess.run([sys.executable, "-m", "edge.cli", "check", "--no-camera",
+                           "--model", str(model)], capture_output=True, text=True,
+                          timeout=120, cwd=REPO_ROOT)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("edge-run: error")]
+    assert len(errors) == 1 and "self-test failed" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+    # the two tries are logged as warnings before the one error line
+    assert "retrying with LiteRT's builtin kernels" in done.stderr

@@ -5,7 +5,6 @@ tests/e2e/test_mqtt.py."""
 from __future__ import annotations
 
 import json
-import shutil
 import stat
 from pathlib import Path
 
@@ -29,13 +28,6 @@ from tests.mqtt_support import (
 
 paho = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
-MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or shutil.which(
-    "mosquitto_passwd", path="/usr/bin:/usr/sbin")
-needs_broker = pytest.mark.skipif(
-    MOSQUITTO is None, reason="mosquitto not installed (apt-get install mosquitto)")
-TIMEOUT = 10.0  # seconds: the longest any single wait may take
 
 
 # ---------------------------------------------------------------------------- helpers
