@@ -131,30 +131,35 @@ class Pipeline:
         return FrameResult(frame=frame, faces=faces, events=found, timings=timings)
 
     def _detect_or_track(self, frame: Frame) -> list[Track]:
-        """New faces from full-frame scans (ScanSchedule says when); tracked faces
-        re-found near their boxes every `every` frames, followed by their landmarks
-        in between."""
+        """Tracked faces: re-found near their boxes every `every` frames, followed by
+        their landmarks in between. New faces: from full-frame scans when ScanSchedule
+        says so, on the loop's thread or beside it (`scan_lag`). A scan adds faces and
+        never moves a tracked one, so whether and when it runs cannot change a tracked
+        face's landmarks, blinks or emotions."""
         n, detect, tracker = self._frames_seen, self.detect, self.tracker
+        known = set(tracker.tracks)  # faces tracked before this frame's scans
         moving = True
-        if self.gate is not None and (not tracker.tracks or n % detect.scan_every == 0):
-            # Asked only while nothing is tracked; with faces, one frame in scan_every
-            # keeps the background current for when they leave.
+        if self.gate is not None and (not known or n % detect.scan_every == 0):
+            # Asked every frame while nothing is tracked; with faces, only on the frames
+            # where a scan may start (that also keeps the background current).
             self.gate.update(frame.gray, frame.timestamp)
             moving = self.gate.moving(track.box for track in tracker.tracks.values())
         scanner = self.scanner
         if scanner is not None and scanner.due(n):
             tracker.add_new(scanner.collect(), frame.timestamp)
         if not (scanner is not None and scanner.busy) and self.schedule.should_scan(
-                n, frame.timestamp, bool(tracker.tracks), moving):
+                n, frame.timestamp, bool(known), moving):
             self.schedule.started(frame.timestamp)
             if scanner is None or n == 0:
                 # On the loop's thread: as configured, or the very first frame
                 # (nothing is on screen yet to stall, and a face there is found at once).
-                detections = self.detector.detect(frame.gray)[: detect.max_faces]
-                return self._sync_states(tracker.update(detections, frame.timestamp))
-            scanner.start(frame.gray, n)
-        if tracker.tracks and n % detect.every == 0:
-            detections = [found for track in list(tracker.tracks.values())
+                tracker.add_new(self.detector.detect(frame.gray)[: detect.max_faces],
+                                frame.timestamp)
+            else:
+                scanner.start(frame.gray, n)
+        refind = [tracker.tracks[t] for t in known if t in tracker.tracks]
+        if refind and n % detect.every == 0:
+            detections = [found for track in refind
                           for found in self.detector.detect_near(frame.gray, track.box)[:1]]
             return self._sync_states(tracker.update(detections, frame.timestamp))
         return self._sync_states(tracker.expire(frame.timestamp))

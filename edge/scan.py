@@ -5,9 +5,9 @@ core, several times that on a Raspberry Pi) against ~2 ms for a frame whose
 faces are tracked. Two things keep it from costing a frame or a core:
 
 * `ScanSchedule` runs it only when it can find something: while nothing moves
-  and no face is tracked, only every `idle_scan` seconds (a person who sits
-  perfectly still is still found); with faces tracked, every `scan_every`
-  frames, as always.
+  outside the people already tracked, only every `idle_scan` seconds (a person
+  who sits perfectly still is still found); with motion, at most every
+  `scan_every` frames while faces are tracked.
 * `BackgroundScan` runs it on a thread beside the loop. dlib releases the GIL
   inside its HOG detector (since 19.22; measured: a Python thread keeps running
   during a detector call), so on a multi-core device the scan takes no time from
@@ -42,16 +42,18 @@ class ScanSchedule:
         self.count = 0  # scans started
 
     def should_scan(self, index: int, timestamp: float, tracked: bool, moving: bool) -> bool:
-        """`moving`: motion anywhere in the frame (asked only while nothing is tracked).
+        """`moving`: motion in the frame outside the people already tracked.
 
-        With faces tracked this is the loop as it always was, every `scan_every`
-        frames: gating them too saved CPU but moved which frames refresh a tracked
-        face's box, and with it blinks and emotions on the shared clips. Gating is
-        for the empty room: while nothing is tracked, scan on motion, or every
+        Ungated (`motion = false`), the loop as it always was: every frame while
+        nothing is tracked, every `scan_every` frames while faces are. Gated: while
+        nothing is tracked, on motion; with faces tracked, on motion at most every
+        `scan_every` frames (someone else may be walking in); and in any case every
         `idle_scan` seconds (a person who sits perfectly still is still found).
+        A scan only ever adds faces (FaceTracker.add_new), so skipping one cannot
+        change what a tracked face reports.
         """
-        if tracked:
-            return index % self.scan_every == 0
+        if tracked and index % self.scan_every != 0:
+            return False
         if not self.gated:
             return True
         return (self._last_scan is None or timestamp - self._last_scan >= self.idle_scan

@@ -1,8 +1,9 @@
 """Stable face ids across frames: which detection is which person, and where their box is.
 
-Detection runs every N frames; in between, each track's box follows its own
-landmarks (translation of their centroid, scale of their spread), which costs
-nothing extra because landmarks run every frame for blinks anyway.
+A tracked face's box comes from two places only: a detection near it every N
+frames (`detect_near`), and in between its own landmarks (translation of their
+centroid, scale of their spread), which cost nothing extra because landmarks run
+every frame for blinks anyway. Full-frame scans add faces; they never move one.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ class Track:
         self.landmarks = landmarks
 
 
-REFRESH_IOU = 0.5  # a scanned face this close to its track still fits the current frame
+KEEP_IOU = 0.75  # a re-found face this close to its followed box leaves the box as it is
+# (0.6 and blending the two boxes were tried: each added a false or lost a true blink
+# on the shared clips; docs/BENCHMARKS.md "Same results?")
 
 
 class FaceTracker:
@@ -64,7 +67,13 @@ class FaceTracker:
             if i in used_dets or tid in used_tracks:
                 continue
             track = self.tracks[tid]
-            track.box, track.score = detections[i].box, detections[i].score
+            # HOG boxes come in coarse steps of position and scale, and the landmark
+            # model starts from the box it is given: snapping to every re-found box
+            # would make the landmarks (and the eye aspect ratio and the face crop)
+            # jump with them. The box followed by the landmarks is kept unless the
+            # detector disagrees with it (it has drifted).
+            box = track.box if iou >= KEEP_IOU else detections[i].box
+            track.box, track.score = box, detections[i].score
             track.last_seen = timestamp
             used_dets.add(i)
             used_tracks.add(tid)
@@ -74,29 +83,25 @@ class FaceTracker:
         return self.expire(timestamp)
 
     def add_new(self, detections: list[Detection], timestamp: float) -> list[Track]:
-        """Tracks for faces found by a scan of an earlier frame.
+        """Tracks for the faces a full-frame scan found that are not tracked yet.
 
-        A detection over a live track keeps that track alive, and gives it its box as
-        a full-frame scan always did, but only if the face has barely moved since the
-        scanned frame (IoU >= REFRESH_IOU with the track's box now); else the track's
-        own box, followed since, is the better one.
+        A scanned face over a live track keeps that track alive but never moves its
+        box: tracked boxes come from `detect_near` and the landmarks alone, so when
+        and how often the scan runs (motion gating, a scan beside the loop that
+        reports frames later) cannot change a tracked face's landmarks, and with
+        them its blinks and emotions. The face may have moved since the scanned
+        frame: its centre within a box-size of a track's centre is that track
+        (detect_near searches the same margin).
         """
-        fresh = []
         for det in detections:
-            # The face may have moved since: its centre inside a track's box grown by
-            # half its size is that track (detect_near searches the same margin).
             cx, cy = det.box.left + det.box.width / 2, det.box.top + det.box.height / 2
             same = [t for t in self.tracks.values()
                     if abs(cx - (t.box.left + t.box.width / 2)) <= t.box.width
                     and abs(cy - (t.box.top + t.box.height / 2)) <= t.box.height]
             for track in same:
                 track.last_seen = timestamp
-                if det.box.iou(track.box) >= REFRESH_IOU:
-                    track.box, track.score = det.box, det.score
             if not same:
-                fresh.append(det)
-        for det in fresh:
-            self._new_track(det, timestamp)
+                self._new_track(det, timestamp)
         return self.expire(timestamp)
 
     def _new_track(self, det: Detection, timestamp: float) -> Track:

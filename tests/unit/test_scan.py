@@ -42,12 +42,17 @@ def test_motion_with_no_face_scans_at_once() -> None:
     assert schedule.should_scan(6, 6 / FPS, tracked=False, moving=True)
 
 
-@pytest.mark.parametrize("moving", [True, False])
-def test_with_a_face_tracked_the_scans_are_the_old_loops(moving: bool) -> None:
-    """Gating is for the empty room: with a face it would move which frames refresh
-    the face's box, and with it the blinks and emotions."""
-    started = schedule_run(ScanSchedule(15, 1.0, gated=True), 100, True, moving)
+def test_with_a_face_tracked_motion_elsewhere_scans_every_scan_every_frames() -> None:
+    """Someone else may be walking in: as often as the old loop, not more."""
+    started = schedule_run(ScanSchedule(15, 1.0, gated=True), 100, True, True)
     assert started == [0, 15, 30, 45, 60, 75, 90]
+
+
+def test_with_a_face_tracked_and_nothing_else_moving_only_idle_scans() -> None:
+    """A scan only adds faces (FaceTracker.add_new), so skipping it cannot change what
+    the tracked face reports; the idle period still finds a second, still person."""
+    started = schedule_run(ScanSchedule(15, 2.0, gated=True), 300, True, False)
+    assert started == [0, 60, 120, 180, 240]
 
 
 class Gate:
