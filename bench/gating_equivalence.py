@@ -11,7 +11,10 @@ then compares the two JSONL logs, `ts` ignored:
 * blinks against the FOCUS authors' per-frame ground truth (a detected blink, from
   the frame the eyes closed to the frame it was reported, matches a closed run
   within 2 frames): true / false positives, misses;
-* the same comparisons for `control`: the old loop with scan_every 16 instead of 15;
+* the same comparisons for `control`: ungated with scan_every 16 instead of 15;
+* with `--reference DIR` (a checkout of an earlier commit, e.g. `git worktree add
+  /tmp/ref e4fa3b4`, the loop before scans stopped moving tracked boxes): that
+  tree's `before` run as `reference`, and `after` compared with it;
 * emotions per frame (the last emotion event at or before it): agreement, and the
   share of face observations per emotion from the final summary.
 
@@ -38,22 +41,23 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGE_SHARED_DIR", REPO.parent / "shared"))
 FOCUS = SHARED / "data" / "media" / "video" / "focus_blink_noncommercial"
 CLIPS = ("mahie_test_4_low_fps", "mahie_test_2", "mahie_test_5_low_fps", "soniya_test_6_low_fps")
-# control: the old loop with its full-frame scan every 16 frames instead of 15, to show
-# how much the events move when only the frames whose face boxes come from the full
-# scan change (that is what gating changes too).
+# control: ungated, with the full-frame scan every 16 frames instead of 15. Before scans
+# stopped moving tracked boxes (e4fa3b4) this alone moved a third of the events; now it
+# must change nothing, like gating.
 SETTINGS = {"before": "motion = false\nscan_lag = 0\n", "after": "",
             "control": "motion = false\nscan_lag = 0\nscan_every = 16\n"}
 TOLERANCE = 1  # frames
 BLINK_TOLERANCE = 2  # frames, as research/blink_eval.py
 
 
-def run(clip: Path, setting: str, work: Path) -> list[dict[str, Any]]:
+def run(clip: Path, setting: str, work: Path, tree: Path = REPO) -> list[dict[str, Any]]:
     config = work / f"{setting}.toml"
-    config.write_text("[detect]\n" + SETTINGS[setting])
+    config.write_text("[detect]\n" + SETTINGS.get(setting, SETTINGS["before"]))
     log = work / f"{clip.stem}-{setting}.jsonl"
+    # `-m edge.cli` from `tree`: that checkout's edge package, not the installed one.
     done = subprocess.run([sys.executable, "-m", "edge.cli", "run", "-q", "--config",
                            str(config), "--input", str(clip), "--log", str(log)],
-                          capture_output=True, text=True, cwd=REPO)
+                          capture_output=True, text=True, cwd=tree)
     if done.returncode != 0:
         raise SystemExit(f"{clip.name} ({setting}): {done.stderr.strip()[-300:]}")
     return list(read_events(log))
@@ -139,17 +143,23 @@ def shares(events: list[dict]) -> dict[str, float]:
     return {label: round(100 * n / total, 1) for label, n in counts.items() if n}
 
 
-def compare_clip(clip: Path, work: Path, truth: list[tuple[int, int]] | None) -> dict[str, Any]:
+def compare_clip(clip: Path, work: Path, truth: list[tuple[int, int]] | None,
+                 reference: Path | None = None) -> dict[str, Any]:
     logs = {setting: run(clip, setting, work) for setting in SETTINGS}
+    if reference is not None:
+        logs["reference"] = run(clip, "reference", work, reference)
     before = logs["before"]
     frames = next(e["frames"] for e in before if e["event"] == "stop")
-    labels = per_frame_emotions(before, frames)
     result: dict[str, Any] = {"clip": clip.name, "frames": frames}
-    for setting in ("after", "control"):
-        other = per_frame_emotions(logs[setting], frames)
-        result[setting] = {
-            "events": compare_events(before, logs[setting]),
-            "emotion_agreement": round(sum(x == y for x, y in zip(labels, other)) / frames, 4)}
+    pairs = [("after", "before", "after"), ("control", "before", "control")]
+    if reference is not None:  # the old loop against the new defaults
+        pairs.append(("reference", "reference", "after"))
+    for name, base, other in pairs:
+        labels = per_frame_emotions(logs[base], frames)
+        theirs = per_frame_emotions(logs[other], frames)
+        result[name] = {
+            "events": compare_events(logs[base], logs[other]),
+            "emotion_agreement": round(sum(x == y for x, y in zip(labels, theirs)) / frames, 4)}
     result["shares"] = {setting: shares(events) for setting, events in logs.items()}
     if truth is not None:
         result["blinks"] = {"truth": len(truth), **{
@@ -160,7 +170,14 @@ def compare_clip(clip: Path, work: Path, truth: list[tuple[int, int]] | None) ->
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "gating_equivalence.json")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="a checkout of an earlier commit: its loop, ungated, against "
+                             "this tree's defaults")
+    parser.add_argument("--reference-name", default=None,
+                        help="what to call the reference in the report (e.g. its commit)")
     args = parser.parse_args(argv)
+    if args.reference is not None and not (args.reference / "edge" / "cli.py").is_file():
+        parser.error(f"--reference {args.reference}: not an edge-emotion checkout")
     clips: list[tuple[Path, list | None]] = [(DEFAULT_CLIP, None)]
     for name in CLIPS:
         path = FOCUS / f"{name}.avi"
@@ -171,10 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="edge-gating-") as tmp:
         for clip, truth in clips:
-            results.append(compare_clip(clip, Path(tmp), truth))
+            results.append(compare_clip(clip, Path(tmp), truth, args.reference))
             print(json.dumps(results[-1]), file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    reference = None if args.reference is None else (
+        args.reference_name or args.reference.name)
     args.out.write_text(json.dumps({"tolerance_frames": TOLERANCE, "settings": SETTINGS,
+                                    "reference": reference,
                                     "clips": results}, indent=2) + "\n")
     return 0
 

@@ -67,7 +67,7 @@ class DetectConfig:
     threshold: float = 0.2
     min_face: int = 40  # pixels, in the full frame
     every: int = 3  # re-find tracked faces near their boxes every N frames
-    scan_every: int = 15  # full-frame scan for new faces every N frames while faces are tracked
+    scan_every: int = 15  # with faces tracked, full-frame scans at most every N frames
     max_faces: int = 4
     # Motion gating (edge/motion.py): while no face is tracked and nothing moves, the
     # full-frame scan runs only every idle_scan seconds (a still person is still found).
@@ -78,9 +78,8 @@ class DetectConfig:
     # Frames between starting a scan beside the loop and using its faces (edge/scan.py);
     # 0 runs it on the loop's thread, stalling that frame. A scan not done by then makes
     # the loop wait on a file (same events on any machine), joins later on a camera.
-    # 0 by default: a lag changes which frames refresh a tracked face's box, and with it
-    # blinks and emotions; a kiosk that must never stutter can set 2 (a Pi 4 at 30 fps: 4).
-    scan_lag: int = 0
+    # A scan only adds faces, so the lag delays a new face and changes nothing else.
+    scan_lag: int = 2
 
 
 @dataclass

@@ -79,4 +79,4 @@ def test_motion_gating_can_be_turned_off(tmp_path: Path) -> None:
     cfg = config.load(write(tmp_path, "[detect]\nmotion = false\nscan_lag = 0\nidle_scan = 5\n"))
     assert (cfg.detect.motion, cfg.detect.scan_lag, cfg.detect.idle_scan) == (False, 0, 5.0)
     defaults = config.DetectConfig()
-    assert defaults.motion and defaults.scan_lag == 0  # same events as without gating
+    assert defaults.motion and defaults.scan_lag == 2  # same events as without: scans only add
