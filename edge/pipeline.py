@@ -64,6 +64,12 @@ class Pipeline:
         self.framing = classifier.framing
         self.states: dict[int, FaceState] = {}
         self._frames_seen = 0
+        # Re-finding tracked faces near their boxes (every `every` frames) is searched on
+        # frame n's picture after frame n's events are out (`idle`), and its faces are
+        # matched at frame n+1: a frame's result never waits for that HOG call.
+        self._refind: tuple[np.ndarray, float, list[int]] | None = None
+        self._refound: tuple[list[Detection], float] | None = None
+        self._scan_job: tuple[np.ndarray, int] | None = None  # started in `idle` too
         # Motion gating and the scan beside the loop (edge/motion.py, edge/scan.py);
         # motion = false with scan_lag = 0 is the loop as it was before them.
         self.gate = MotionGate(detect.motion_threshold, detect.motion_area) \
@@ -128,18 +134,43 @@ class Pipeline:
                 if change is not None:
                     found.append(change)
         timings["classify"] = clock() - t0
+        if tracks and (self._frames_seen - 1) % self.detect.every == 0:
+            self._refind = (frame.gray, frame.timestamp, [t.track_id for t in tracks])
         return FrameResult(frame=frame, faces=faces, events=found, timings=timings)
 
+    def idle(self) -> None:
+        """Work for the next frame, done while the loop waits for it: re-find the tracked
+        faces near their boxes in the last frame's picture. `process` does it first if
+        nobody called this, with the same result: only when it runs differs. A scan due
+        to start beside the loop starts here too, so that on a shared core its thread
+        begins in the loop's idle time instead of competing with the frame that asked."""
+        if self._refind is not None:
+            gray, timestamp, ids = self._refind
+            self._refind = None
+            boxes = [self.tracker.tracks[i].box for i in ids if i in self.tracker.tracks]
+            self._refound = ([found for box in boxes
+                              for found in self.detector.detect_near(gray, box)[:1]],
+                             timestamp)
+        if self._scan_job is not None and self.scanner is not None:
+            gray, index = self._scan_job
+            self._scan_job = None
+            self.scanner.start(gray, index)  # collected at index + scan_lag, as ever
+
     def _detect_or_track(self, frame: Frame) -> list[Track]:
-        """Tracked faces: re-found near their boxes every `every` frames, followed by
-        their landmarks in between. New faces: from full-frame scans when ScanSchedule
-        says so, on the loop's thread or beside it (`scan_lag`). A scan adds faces and
-        never moves a tracked one, so whether and when it runs cannot change a tracked
-        face's landmarks, blinks or emotions."""
+        """Tracked faces: re-found near their boxes every `every` frames (searched in
+        `idle` after the frame, matched here), followed by their landmarks in between.
+        New faces: from full-frame scans when ScanSchedule says so, on the loop's thread
+        or beside it (`scan_lag`). A scan adds faces and never moves a tracked one, so
+        whether and when it runs cannot change a tracked face's landmarks, blinks or
+        emotions."""
         n, detect, tracker = self._frames_seen, self.detect, self.tracker
-        known = set(tracker.tracks)  # faces tracked before this frame's scans
+        self.idle()  # if the loop did not, before this frame
+        if self._refound is not None:
+            detections, searched_at = self._refound
+            self._refound = None
+            tracker.update(detections, searched_at)
         moving = True
-        if self.gate is not None and (not known or n % detect.scan_every == 0):
+        if self.gate is not None and (not tracker.tracks or n % detect.scan_every == 0):
             # Asked every frame while nothing is tracked; with faces, only on the frames
             # where a scan may start (that also keeps the background current).
             self.gate.update(frame.gray, frame.timestamp)
@@ -148,7 +179,7 @@ class Pipeline:
         if scanner is not None and scanner.due(n):
             tracker.add_new(scanner.collect(), frame.timestamp)
         if not (scanner is not None and scanner.busy) and self.schedule.should_scan(
-                n, frame.timestamp, bool(known), moving):
+                n, frame.timestamp, bool(tracker.tracks), moving):
             self.schedule.started(frame.timestamp)
             if scanner is None or n == 0:
                 # On the loop's thread: as configured, or the very first frame
@@ -156,12 +187,7 @@ class Pipeline:
                 tracker.add_new(self.detector.detect(frame.gray)[: detect.max_faces],
                                 frame.timestamp)
             else:
-                scanner.start(frame.gray, n)
-        refind = [tracker.tracks[t] for t in known if t in tracker.tracks]
-        if refind and n % detect.every == 0:
-            detections = [found for track in refind
-                          for found in self.detector.detect_near(frame.gray, track.box)[:1]]
-            return self._sync_states(tracker.update(detections, frame.timestamp))
+                self._scan_job = (frame.gray, n)  # started in `idle`, after this frame
         return self._sync_states(tracker.expire(frame.timestamp))
 
     def _sync_states(self, tracks: list[Track]) -> list[Track]:

@@ -91,6 +91,7 @@ class Runner:
             self_test=parts.pipeline.classifier.self_test, config=asdict(self.config)))
         while self.stop_reason is None:
             self.step()
+            parts.pipeline.idle()  # after the frame's events are out
         self.finish()
         if self.frames == 0 and parts.source.finished:  # logged (start, summary, stop)
             raise SourceError(f"{parts.source.description}: no usable frame in the file")

@@ -209,6 +209,9 @@ def _paced_loop(spec: PacedSpec, runner: Any) -> dict[str, Any]:
         frame_cpu.append(time.thread_time() - c0)
         for stage, seconds in result.timings.items():
             stages[stage] = stages.get(stage, 0.0) + seconds
+        t2 = clock()
+        pipeline.idle()  # as Runner.run: work for the next frame, after this one's events
+        stages["idle"] = stages.get("idle", 0.0) + clock() - t2
         if (first_result_at is None and spec.face_from is not None
                 and result.frame.index >= spec.face_from
                 and any(face.probabilities is not None for face in result.faces)):
