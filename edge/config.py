@@ -66,7 +66,7 @@ class DetectConfig:
     # as the astronaut photo's mission patch score <= 0.07 at any scale we tried.
     threshold: float = 0.2
     min_face: int = 40  # pixels, in the full frame
-    every: int = 3  # re-find tracked faces near their boxes every N frames
+    every: int = 3  # re-find tracked faces near their boxes every N frames (between frames)
     scan_every: int = 15  # with faces tracked, full-frame scans at most every N frames
     max_faces: int = 4
     # Motion gating (edge/motion.py): while no face is tracked and nothing moves, the

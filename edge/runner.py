@@ -91,7 +91,7 @@ class Runner:
             self_test=parts.pipeline.classifier.self_test, config=asdict(self.config)))
         while self.stop_reason is None:
             self.step()
-            parts.pipeline.idle()  # after the frame's events are out
+            self.idle()
         self.finish()
         if self.frames == 0 and parts.source.finished:  # logged (start, summary, stop)
             raise SourceError(f"{parts.source.description}: no usable frame in the file")
@@ -147,6 +147,13 @@ class Runner:
         result.timings["decode"] = t1 - t0
         result.timings["sinks"] = clock() - t2
         return result
+
+    def idle(self) -> None:
+        """Work for the next frame, after this one's events are out (Pipeline.idle)."""
+        try:
+            self.parts.pipeline.idle()
+        except Exception as exc:  # as a frame's: reported, and the run goes on
+            self._error("frame", f"search near tracked faces failed: {exc!r}")
 
     def finish(self) -> None:
         """The final summary and the `stop` line, synced."""

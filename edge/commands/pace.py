@@ -210,7 +210,7 @@ def _paced_loop(spec: PacedSpec, runner: Any) -> dict[str, Any]:
         for stage, seconds in result.timings.items():
             stages[stage] = stages.get(stage, 0.0) + seconds
         t2 = clock()
-        pipeline.idle()  # as Runner.run: work for the next frame, after this one's events
+        runner.idle()  # as Runner.run: work for the next frame, after this one's events
         stages["idle"] = stages.get("idle", 0.0) + clock() - t2
         if (first_result_at is None and spec.face_from is not None
                 and result.frame.index >= spec.face_from

@@ -61,3 +61,44 @@ def test_nothing_moving_in_an_empty_room_means_no_scans_between_idle_periods() -
         assert pipeline.schedule.count == 3  # frames 0, 60 and 120
     finally:
         pipeline.close()
+
+
+def clip_grays(count: int) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(DEFAULT_CLIP))
+    grays = []
+    while len(grays) < count:
+        ok, image = capture.read()
+        if not ok:
+            break
+        grays.append(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+    capture.release()
+    return grays
+
+
+def test_refinding_waits_for_idle_and_gives_the_same_results_without_it() -> None:
+    """The loop calls idle() after a frame's events are out: the search near each
+    tracked face runs there, never inside process(). A caller that never calls
+    idle() (a test, a tool) gets exactly the same faces, frame for frame."""
+    grays = clip_grays(40)
+    phase = ["process"]
+    calls: list[str] = []
+    with_idle, without = pipeline_with(scan_lag=0), pipeline_with(scan_lag=0)
+    search = with_idle.detector.detect_near
+
+    def counted(gray, box):
+        calls.append(phase[0])
+        return search(gray, box)
+
+    with_idle.detector.detect_near = counted
+    for index, gray in enumerate(grays):
+        phase[0] = "process"
+        a = with_idle.process(Frame(gray=gray, index=index, timestamp=index / FPS))
+        phase[0] = "idle"
+        with_idle.idle()
+        b = without.process(Frame(gray=gray, index=index, timestamp=index / FPS))
+        assert [(f.track_id, f.box) for f in a.faces] == [(f.track_id, f.box) for f in b.faces]
+        for fa, fb in zip(a.faces, b.faces):
+            assert np.array_equal(fa.landmarks, fb.landmarks)
+            assert np.array_equal(fa.probabilities, fb.probabilities)
+    assert calls and set(calls) == {"idle"}  # every 3rd frame with a face, after it
+    assert len(calls) >= len(grays) // 3 - 1

@@ -104,3 +104,19 @@ def test_a_sink_that_fails_to_open_closes_the_source(monkeypatch: pytest.MonkeyP
     with pytest.raises(OSError, match="Read-only"):
         build(embedded_config())
     assert closed == [True]
+
+
+def test_a_failing_search_between_frames_is_reported_and_the_run_goes_on() -> None:
+    """Pipeline.idle runs outside a frame (after its events): a failure there must not
+    end a months-long run either."""
+    recorder = Recorder()
+    with build(embedded_config(max_frames=12), [recorder]) as parts:
+        def broken(*_args: object) -> list:
+            raise RuntimeError("dlib says no")
+
+        parts.pipeline.detector.detect_near = broken
+        assert Runner(parts).run() == 0
+    errors = [e for e in recorder.events if e.kind == "error"]
+    stop = recorder.events[-1]
+    assert errors and "search near tracked faces failed" in errors[0].data["message"]
+    assert stop.kind == "stop" and stop.data["frames"] == 12
