@@ -197,8 +197,12 @@ def reading_lines(paced: dict[str, Any]) -> list[str]:
     per_frame = one["cpu_s"] / one["frames"] * 1e3
     scans_ms = one["scans"] * scan_ms / one["frames"]
     stage = one.get("stage_ms") or {}
-    parts = ", ".join(f"{name} {stage[name]:.2f}" for name in
-                      ("detect", "landmarks", "crop", "blinks", "classify") if name in stage)
+    names = {"decode": "decode", "detect": "detect (gate, scans on the loop)",
+             "landmarks": "landmarks", "crop": "crop", "blinks": "blinks",
+             "classify": "classify (face and mirror)", "sinks": "log",
+             "idle": "the search near the face (between frames)"}
+    parts = ", ".join(f"{label} {stage[name]:.2f}" for name, label in names.items()
+                      if name in stage)
     landmarks = stage.get("landmarks", 0.0)
     lines = ["### Reading the figures", "",
              f"- Speed of the machine in this run: a frame of the empty room `before` (decode "
