@@ -17,12 +17,22 @@ from edge.types import Frame
 FPS = 30.0
 
 
-def first_frame_gray():
+def clip_grays(count: int) -> list[np.ndarray]:
+    """The embedded clip's first `count` frames, gray."""
     capture = cv2.VideoCapture(str(DEFAULT_CLIP))
-    ok, image = capture.read()
+    grays = []
+    while len(grays) < count:
+        ok, image = capture.read()
+        if not ok:
+            break
+        grays.append(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
     capture.release()
-    assert ok
-    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    assert grays
+    return grays
+
+
+def first_frame_gray():
+    return clip_grays(1)[0]
 
 
 def pipeline_with(**detect: object):
@@ -61,18 +71,6 @@ def test_nothing_moving_in_an_empty_room_means_no_scans_between_idle_periods() -
         assert pipeline.schedule.count == 3  # frames 0, 60 and 120
     finally:
         pipeline.close()
-
-
-def clip_grays(count: int) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(DEFAULT_CLIP))
-    grays = []
-    while len(grays) < count:
-        ok, image = capture.read()
-        if not ok:
-            break
-        grays.append(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
-    capture.release()
-    return grays
 
 
 def test_refinding_waits_for_idle_and_gives_the_same_results_without_it() -> None:
