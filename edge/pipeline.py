@@ -22,6 +22,8 @@ from edge.smoothing import EmotionSmoother
 from edge.tracking import FaceTracker, Track
 from edge.types import Box, Detection, Event, Face, Frame, FrameResult
 
+MAX_AGE = 1.0  # seconds a tracked face lives without being re-found (longer at low fps)
+
 
 class Detector(Protocol):
     def detect(self, image: np.ndarray) -> list[Detection]: ...
@@ -59,7 +61,8 @@ class Pipeline:
         self.detect = detect
         self.smoothing = smoothing
         self.blink = blink
-        self.tracker = FaceTracker()
+        self.tracker = FaceTracker(max_age=MAX_AGE)
+        self._last_timestamp: float | None = None
         self.labels = classifier.labels
         self.framing = classifier.framing
         self.states: dict[int, FaceState] = {}
@@ -164,6 +167,13 @@ class Pipeline:
         whether and when it runs cannot change a tracked face's landmarks, blinks or
         emotions."""
         n, detect, tracker = self._frames_seen, self.detect, self.tracker
+        if self._last_timestamp is not None and frame.timestamp > self._last_timestamp:
+            # A track lives on its re-finds, one every `every` frames: at a low frame rate
+            # (a slow device, `fps = 2`) they are further apart than MAX_AGE, and every
+            # face would lose its id, blink count and smoothing between two of them.
+            interval = frame.timestamp - self._last_timestamp
+            tracker.max_age = max(MAX_AGE, (detect.every + 1) * interval)
+        self._last_timestamp = frame.timestamp
         self.idle()  # if the loop did not, before this frame
         if self._refound is not None:
             detections, searched_at = self._refound

@@ -100,3 +100,16 @@ def test_refinding_waits_for_idle_and_gives_the_same_results_without_it() -> Non
             assert np.array_equal(fa.probabilities, fb.probabilities)
     assert calls and set(calls) == {"idle"}  # every 3rd frame with a face, after it
     assert len(calls) >= len(grays) // 3 - 1
+
+
+def test_a_face_keeps_its_id_at_two_frames_a_second() -> None:
+    """Re-finds come every `every` frames: at 2 fps that is 1.5 s apart, more than a
+    track's one second without being seen, which used to end every track between two
+    re-finds (a new id, blink count and smoothing each time)."""
+    pipeline = pipeline_with(scan_lag=0)
+    ids = set()
+    for index, gray in enumerate(clip_grays(14)):
+        result = pipeline.process(Frame(gray=gray, index=index, timestamp=index / 2.0))
+        pipeline.idle()
+        ids.update(face.track_id for face in result.faces)
+    assert ids == {1}
