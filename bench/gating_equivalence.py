@@ -2,9 +2,9 @@
 
     python -m bench.gating_equivalence [--out docs/gating_equivalence.json]
 
-Runs `edge-run run` on the embedded clip and the shared FOCUS clips twice: `before`
-(`motion = false`, `scan_lag = 0`: the loop as it was) and `after` (the defaults),
-then compares the two JSONL logs, `ts` ignored:
+Runs `edge-run run` on the embedded clip and the shared FOCUS clips: `before`
+(`motion = false`, `scan_lag = 0`: no gating, scans on the loop's thread) and
+`after` (the defaults), then compares the two JSONL logs, `ts` ignored:
 
 * events: emotion changes matched on (face, emotion, previous) and blinks on the
   face, with frames at most TOLERANCE apart; what is left over on either side;

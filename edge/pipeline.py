@@ -74,7 +74,7 @@ class Pipeline:
         self._refound: tuple[list[Detection], float] | None = None
         self._scan_job: tuple[np.ndarray, int] | None = None  # started in `idle` too
         # Motion gating and the scan beside the loop (edge/motion.py, edge/scan.py);
-        # motion = false with scan_lag = 0 is the loop as it was before them.
+        # motion = false with scan_lag = 0: no gating, every scan on the loop's thread.
         self.gate = MotionGate(detect.motion_threshold, detect.motion_area) \
             if detect.motion else None
         self.schedule = ScanSchedule(detect.scan_every, detect.idle_scan, detect.motion)
