@@ -93,6 +93,7 @@ class FaceTracker:
         frame: its centre within a box-size of a track's centre is that track
         (detect_near searches the same margin).
         """
+        fresh = []
         for det in detections:
             cx, cy = det.box.left + det.box.width / 2, det.box.top + det.box.height / 2
             same = [t for t in self.tracks.values()
@@ -101,7 +102,10 @@ class FaceTracker:
             for track in same:
                 track.last_seen = timestamp
             if not same:
-                self._new_track(det, timestamp)
+                fresh.append(det)
+        # Made after the loop: two new faces side by side are two people, not one.
+        for det in fresh:
+            self._new_track(det, timestamp)
         return self.expire(timestamp)
 
     def _new_track(self, det: Detection, timestamp: float) -> Track:

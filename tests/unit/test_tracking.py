@@ -87,3 +87,10 @@ def test_a_refound_box_close_to_the_followed_one_leaves_it_alone() -> None:
     track.box = Box(125, 100, 100, 100)  # drifted: IoU 0.6
     tracker.update([face(100, 100, 100)], 0.2)
     assert track.box == Box(100, 100, 100, 100)
+
+
+def test_two_new_faces_side_by_side_in_one_scan_are_two_tracks() -> None:
+    """Cheek to cheek, their centres are within a box of each other: each is still new."""
+    tracker = FaceTracker()
+    live = tracker.add_new([face(100, 100), face(180, 100)], 0.0)
+    assert len(live) == 2
