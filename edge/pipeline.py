@@ -70,7 +70,7 @@ class Pipeline:
         # Re-finding tracked faces near their boxes (every `every` frames) is searched on
         # frame n's picture after frame n's events are out (`idle`), and its faces are
         # matched at frame n+1: a frame's result never waits for that HOG call.
-        self._refind: tuple[np.ndarray, float, list[int]] | None = None
+        self._refind: tuple[np.ndarray, float] | None = None  # (picture, its time)
         self._refound: tuple[list[Detection], float] | None = None
         self._scan_job: tuple[np.ndarray, int] | None = None  # started in `idle` too
         # Motion gating and the scan beside the loop (edge/motion.py, edge/scan.py);
@@ -104,6 +104,7 @@ class Pipeline:
         clock = time.perf_counter
 
         start = clock()
+        frame_number = self._frames_seen
         tracks = self._detect_or_track(frame)
         self._frames_seen += 1
         timings["detect"] = clock() - start
@@ -137,8 +138,8 @@ class Pipeline:
                 if change is not None:
                     found.append(change)
         timings["classify"] = clock() - t0
-        if tracks and (self._frames_seen - 1) % self.detect.every == 0:
-            self._refind = (frame.gray, frame.timestamp, [t.track_id for t in tracks])
+        if tracks and frame_number % self.detect.every == 0:
+            self._refind = (frame.gray, frame.timestamp)
         return FrameResult(frame=frame, faces=faces, events=found, timings=timings)
 
     def idle(self) -> None:
@@ -147,12 +148,11 @@ class Pipeline:
         nobody called this, with the same result: only when it runs differs. A scan due
         to start beside the loop starts here too, so that on a shared core its thread
         begins in the loop's idle time instead of competing with the frame that asked."""
-        if self._refind is not None:
-            gray, timestamp, ids = self._refind
+        if self._refind is not None:  # the tracks are as that frame left them
+            gray, timestamp = self._refind
             self._refind = None
-            boxes = [self.tracker.tracks[i].box for i in ids if i in self.tracker.tracks]
-            self._refound = ([found for box in boxes
-                              for found in self.detector.detect_near(gray, box)[:1]],
+            self._refound = ([found for track in self.tracker.tracks.values()
+                              for found in self.detector.detect_near(gray, track.box)[:1]],
                              timestamp)
         if self._scan_job is not None and self.scanner is not None:
             gray, index = self._scan_job
