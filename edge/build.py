@@ -16,6 +16,7 @@ from edge.classify import EmotionClassifier
 from edge.config import DEFAULT_CLIP, Config
 from edge.faces import FaceDetector, LandmarkPredictor, find_landmark_model
 from edge.pipeline import Pipeline
+from edge.scan_worker import ScanWorker
 from edge.sinks import EventSink, FrameSink
 from edge.sources import Source, open_source
 
@@ -28,8 +29,12 @@ def build_pipeline(config: Config, live: bool = False) -> Pipeline:
     classifier = EmotionClassifier(config.model_path(), threads=config.model.threads,
                                    mirror_average=config.mirror_average())
     landmarks = LandmarkPredictor(find_landmark_model(config.model.landmarks or None))
+    # The scan beside the loop runs in a helper process at a lower priority
+    # (edge/scan_worker.py); started now, it loads dlib while the models load here.
+    scan_detector = ScanWorker(config.detect) if config.detect.scan_lag > 0 else None
     return Pipeline(FaceDetector(config.detect), landmarks, classifier, config.detect,
-                    smoothing=config.model.smoothing, blink=config.blink, live=live)
+                    smoothing=config.model.smoothing, blink=config.blink, live=live,
+                    scan_detector=scan_detector)
 
 
 def build_source(config: Config) -> Source:

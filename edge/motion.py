@@ -49,6 +49,9 @@ class MotionGate:
         self._background: np.ndarray | None = None  # float32 thumbnail
         self._scale = 1.0  # frame pixels per thumbnail pixel
         self._last_ts: float | None = None
+        # numpy imports median's implementation on first use (12 ms here): pay that at
+        # start-up, not in the middle of the first frame that compares with a background.
+        np.median(np.zeros(1, dtype=np.float32))
 
     def update(self, gray: np.ndarray, timestamp: float) -> None:
         """Compare `gray` with the background, then let the background follow it."""

@@ -31,6 +31,12 @@ class Detector(Protocol):
     def clone(self) -> Detector: ...  # its own state, for the scan thread
 
 
+class ScanDetector(Protocol):
+    """What the scan thread calls: a `Detector.clone()`, or edge.scan_worker's process."""
+
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+
 class LandmarkModel(Protocol):
     def predict(self, image: np.ndarray, box: Box) -> np.ndarray: ...
 
@@ -54,8 +60,10 @@ class FaceState:
 class Pipeline:
     def __init__(self, detector: Detector, landmarks: LandmarkModel, classifier: Classifier,
                  detect: DetectConfig, smoothing: float, blink: BlinkConfig,
-                 live: bool = False) -> None:
+                 live: bool = False, scan_detector: ScanDetector | None = None) -> None:
         self.detector = detector
+        self.live = live
+        self._loop_idles = False  # the loop calls `idle` between frames (Runner.run does)
         self.landmarks = landmarks
         self.classifier = classifier
         self.detect = detect
@@ -79,12 +87,12 @@ class Pipeline:
             if detect.motion else None
         self.schedule = ScanSchedule(detect.scan_every, detect.idle_scan, detect.motion)
         self.scanner: BackgroundScan | None = None
-        self.scan_detector: Detector | None = None
+        self.scan_detector: ScanDetector | None = None
         if detect.scan_lag > 0:
             # Its own detector: a dlib detector must not run on two threads at once. Made
             # now: loading dlib's model holds the GIL for ~0.2 s, which on the scan
-            # thread would stall the loop.
-            self.scan_detector = detector.clone()
+            # thread would stall the loop. edge.build gives the helper process instead.
+            self.scan_detector = scan_detector or detector.clone()
             # From a camera (`live`) a late scan delays a new face, never a frame.
             self.scanner = BackgroundScan(self._scan, detect.scan_lag, wait=not live)
 
@@ -94,11 +102,22 @@ class Pipeline:
         return self.scan_detector.detect(gray)[: self.detect.max_faces]
 
     def close(self) -> None:
-        """Stop the scan thread (a daemon: a run that ends without this loses nothing)."""
+        """Stop the scan thread, then its process (a daemon thread, a child that exits when
+        its pipe closes: a run that ends without this loses nothing)."""
         if self.scanner is not None:
             self.scanner.close()
+        close = getattr(self.scan_detector, "close", None)
+        if close is not None:
+            close()
 
     def process(self, frame: Frame) -> FrameResult:
+        # From a camera, in a loop that calls `idle` between frames, a scan process that
+        # shares the loop's one core is stopped from here to that `idle`: it scans while
+        # the loop waits for the camera (edge/scan_worker.py). Resuming it any earlier
+        # lets the kernel hand it a 4 ms tick before this frame's events are out. Never
+        # from a file: the loop may have to wait for that scan within a frame.
+        if self.live and self._loop_idles and hasattr(self.scan_detector, "pause"):
+            self.scan_detector.pause()
         timings: dict[str, float] = {}
         found: list[Event] = []
         clock = time.perf_counter
@@ -147,7 +166,17 @@ class Pipeline:
         faces near their boxes in the last frame's picture. `process` does it first if
         nobody called this, with the same result: only when it runs differs. A scan due
         to start beside the loop starts here too, so that on a shared core its thread
-        begins in the loop's idle time instead of competing with the frame that asked."""
+        begins in the loop's idle time instead of competing with the frame that asked;
+        and a scan process held for the frame goes on (`process`)."""
+        self._loop_idles = True
+        try:
+            self._between_frames()
+        finally:
+            resume = getattr(self.scan_detector, "resume", None)
+            if resume is not None:
+                resume()
+
+    def _between_frames(self) -> None:
         if self._refind is not None:  # the tracks are as that frame left them
             gray, timestamp = self._refind
             self._refind = None
@@ -174,7 +203,7 @@ class Pipeline:
             interval = frame.timestamp - self._last_timestamp
             tracker.max_age = max(MAX_AGE, (detect.every + 1) * interval)
         self._last_timestamp = frame.timestamp
-        self.idle()  # if the loop did not, before this frame
+        self._between_frames()  # if the loop did not call idle, before this frame
         if self._refound is not None:
             detections, searched_at = self._refound
             self._refound = None

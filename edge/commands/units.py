@@ -67,7 +67,8 @@ _KIOSK_NOTE = """\
 # both would open the same camera.
 # Exposure vs the headless unit: the only extra access is the framebuffer device
 # (DeviceAllow=char-fb), which `systemd-analyze security` scores like the camera
-# allowlist both units already have, so both rate the same: 0.6 of 10 with systemd 252.
+# allowlist both units already have, so both rate the same: 0.7 of 10 with systemd 252
+# (0.6 before setpriority came back for the face scan's process, below).
 """
 
 _UNIT_SECTION = """\
@@ -182,6 +183,10 @@ MemoryDenyWriteExecute=yes
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallFilter=~@privileged @resources
+# Back from @resources: setpriority alone, for the face scan's helper process to lower
+# its own priority (nice +10, edge/scan_worker.py). Without CAP_SYS_NICE a process can
+# only ever lower a priority, never raise one.
+SystemCallFilter=setpriority
 # A refused call fails with EPERM (a Python OSError in the journal) instead of SIGSYS.
 SystemCallErrorNumber=EPERM
 """
