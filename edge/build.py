@@ -31,7 +31,8 @@ def build_pipeline(config: Config, live: bool = False) -> Pipeline:
     landmarks = LandmarkPredictor(find_landmark_model(config.model.landmarks or None))
     # The scan beside the loop runs in a helper process at a lower priority
     # (edge/scan_worker.py); started now, it loads dlib while the models load here.
-    scan_detector = ScanWorker(config.detect) if config.detect.scan_lag > 0 else None
+    scan_detector = ScanWorker(config.detect) \
+        if config.detect.scan_lag > 0 and config.detect.scan_process else None
     return Pipeline(FaceDetector(config.detect), landmarks, classifier, config.detect,
                     smoothing=config.model.smoothing, blink=config.blink, live=live,
                     scan_detector=scan_detector)

@@ -80,6 +80,10 @@ class DetectConfig:
     # the loop wait on a file (same events on any machine), joins later on a camera.
     # A scan only adds faces, so the lag delays a new face and changes nothing else.
     scan_lag: int = 2
+    # With scan_lag >= 1: the scan runs in a helper process (edge/scan_worker.py) at a
+    # lower priority, its own core where there is one; false: on a thread of this
+    # process, which saves the helper's ~30 MB but shares the loop's priority and GIL.
+    scan_process: bool = True
 
 
 @dataclass

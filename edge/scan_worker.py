@@ -35,6 +35,7 @@ from typing import IO, Any
 import numpy as np
 
 from edge.config import DetectConfig
+from edge.images import to_gray
 from edge.types import Box, Detection
 
 log = logging.getLogger(__name__)
@@ -83,13 +84,15 @@ class ScanWorker:
                 self._fall_back(str(exc))
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in the gray `image`, full-frame boxes, best score first."""
+        """Faces in `image` (gray or BGR), full-frame boxes, best score first."""
         if self._proc is not None:
+            gray = np.ascontiguousarray(to_gray(image), dtype=np.uint8)
             try:
-                return self._ask(image)
+                return self._ask(gray)
             except (OSError, ValueError, ScanWorkerError) as exc:
+                code = self._proc.poll()
                 self._stop()
-                self._fall_back(str(exc))
+                self._fall_back(str(exc) if code is None else f"it exited with status {code}")
         return self._fallback.detect(image)
 
     def pause(self) -> None:
@@ -114,14 +117,11 @@ class ScanWorker:
             with contextlib.suppress(OSError):  # gone: the scan thread finds out, falls back
                 os.kill(proc.pid, number)
 
-    def _ask(self, image: np.ndarray) -> list[Detection]:
+    def _ask(self, gray: np.ndarray) -> list[Detection]:
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         if self.nice is None:
             self._hello()
-        gray = np.ascontiguousarray(image, dtype=np.uint8)
-        if gray.ndim != 2:
-            raise ValueError(f"the scan process takes gray frames, got shape {gray.shape}")
         self._in_flight = True
         try:
             proc.stdin.write(_HEADER.pack(*gray.shape))

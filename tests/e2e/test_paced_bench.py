@@ -13,8 +13,9 @@ from click.testing import CliRunner
 
 from bench import paced_report
 from edge.commands.bench import allowed_cores, bench
-from edge.commands.pace import SCENES, SETTINGS, TWO_CORES
+from edge.commands.pace import SCENES, SETTINGS, THREAD, TWO_CORES
 from edge.config import DEFAULT_CLIP
+from edge.scan_worker import SCAN_NICE
 
 
 def test_paced_bench_runs_every_scene_and_its_report_renders(tmp_path: Path) -> None:
@@ -41,6 +42,15 @@ def test_paced_bench_runs_every_scene_and_its_report_renders(tmp_path: Path) -> 
             assert run["first_result_frame"] >= run["face_from"] and run["faces_seen"] >= 1
         # `before` scans on the loop's thread; the defaults beside it (scan_lag 2).
         assert (run["scan_waits"] is None) == (run["setting"] == "before")
+        # ... in its helper process at a lower priority, whose CPU time counts in cpu_s
+        # (`scan_process = false`: on a thread).
+        if run["setting"] in ("before", THREAD):
+            assert run["scan_process_nice"] is None and run["scan_process_cpu_s"] is None
+        else:
+            assert run["scan_process_nice"] == SCAN_NICE
+            assert 0 <= run["scan_process_cpu_s"] <= run["cpu_s"]
+            if run["scans"] > 1:  # scans after the first frame's ran in the helper
+                assert run["scan_process_cpu_s"] > 0
         assert run["stage_ms"].keys() >= {"detect", "landmarks", "classify"}
     # Two seconds of an empty room: gated, only its first frame is scanned.
     assert next(r for r in runs if (r["scene"], r["setting"]) == ("no face", "after")

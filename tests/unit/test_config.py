@@ -46,6 +46,7 @@ def test_file_then_overrides(tmp_path: Path) -> None:
     ("[blink]\nclose_sigma = 0.5\n", "blink.close_sigma: 0.5 is out of range"),
     ("[blink]\nappearance = 1\n", "blink.appearance: expected true or false"),
     ("[detect]\nmotion = 'yes'\n", "detect.motion: expected true or false"),
+    ("[detect]\nscan_process = 3\n", "detect.scan_process: expected true or false"),
     ("[detect]\nmotion_threshold = 0\n", "detect.motion_threshold: 0.0 is out of range"),
     ("[detect]\nmotion_threshold = 300\n", "detect.motion_threshold: 300.0 is out of range"),
     ("[detect]\nmotion_area = 1.5\n", "detect.motion_area: 1.5 is out of range"),

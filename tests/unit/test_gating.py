@@ -113,3 +113,66 @@ def test_a_face_keeps_its_id_at_two_frames_a_second() -> None:
         pipeline.idle()
         ids.update(face.track_id for face in result.faces)
     assert ids == {1}
+
+
+class RecordingScan:
+    """A scan detector (the real one, on the scan thread) that records pause/resume."""
+
+    def __init__(self, calls: list[str]) -> None:
+        from edge.faces import FaceDetector
+
+        self.detector = FaceDetector()
+        self.calls = calls
+
+    def detect(self, image: np.ndarray):
+        return self.detector.detect(image)
+
+    def pause(self) -> None:
+        self.calls.append("pause")
+
+    def resume(self) -> None:
+        self.calls.append("resume")
+
+
+def pipeline_recording(live: bool, calls: list[str]):
+    from edge.classify import EmotionClassifier
+    from edge.faces import FaceDetector, LandmarkPredictor, find_landmark_model
+    from edge.pipeline import Pipeline
+
+    config = config_module.load(None, {})
+    classifier = EmotionClassifier(config.model_path(), threads=1,
+                                   mirror_average=config.mirror_average())
+    return Pipeline(FaceDetector(config.detect), LandmarkPredictor(find_landmark_model()),
+                    classifier, config.detect, smoothing=config.model.smoothing,
+                    blink=config.blink, live=live, scan_detector=RecordingScan(calls))
+
+
+def test_from_a_camera_the_scan_is_held_from_each_frame_to_the_loops_idle() -> None:
+    calls: list[str] = []
+    pipeline = pipeline_recording(live=True, calls=calls)
+    try:
+        grays = clip_grays(3)
+        pipeline.process(Frame(gray=grays[0], index=0, timestamp=0.0))
+        assert calls == []  # a loop that never calls idle is never held: nothing resumes it
+        pipeline.idle()
+        calls.clear()
+        for index, gray in enumerate(grays[1:], start=1):
+            pipeline.process(Frame(gray=gray, index=index, timestamp=index / FPS))
+            calls.append("frame done")
+            pipeline.idle()
+        assert calls == ["pause", "frame done", "resume"] * 2
+    finally:
+        pipeline.close()
+
+
+def test_from_a_file_the_scan_is_never_held() -> None:
+    """The loop may wait for a due scan within a frame: holding it there would hang."""
+    calls: list[str] = []
+    pipeline = pipeline_recording(live=False, calls=calls)
+    try:
+        for index, gray in enumerate(clip_grays(3)):
+            pipeline.process(Frame(gray=gray, index=index, timestamp=index / FPS))
+            pipeline.idle()
+        assert "pause" not in calls
+    finally:
+        pipeline.close()

@@ -131,3 +131,45 @@ def test_a_failed_scan_raises_in_the_loop() -> None:
 def test_lag_must_be_positive() -> None:
     with pytest.raises(ValueError):
         BackgroundScan(lambda gray: [], lag=0)
+
+
+# --- the helper process's protocol (edge/scan_worker.serve), in memory ---------------
+
+
+class FakeDetector:
+    """Answers with one box per request, the frame's size in it; fails on a 1x1 frame."""
+
+    def detect(self, gray: np.ndarray) -> list[Detection]:
+        if gray.shape == (1, 1):
+            raise RuntimeError("odd frame")
+        return [Detection(box=Box(1, 2, gray.shape[1], gray.shape[0]), score=0.5)]
+
+
+def request(gray: np.ndarray) -> bytes:
+    import struct
+
+    return struct.pack("<II", *gray.shape) + gray.tobytes()
+
+
+def test_serve_answers_each_frame_in_order_and_reports_a_failure_without_stopping() -> None:
+    import io
+    import json
+
+    from edge.scan_worker import serve
+
+    frames = [np.zeros((3, 4), np.uint8), np.zeros((1, 1), np.uint8), np.ones((5, 2), np.uint8)]
+    replies = io.BytesIO()
+    serve(io.BytesIO(b"".join(request(f) for f in frames)), replies, FakeDetector())
+    lines = [json.loads(line) for line in replies.getvalue().splitlines()]
+    assert lines == [[[1, 2, 4, 3, 0.5]], {"error": "RuntimeError: odd frame"}, [[1, 2, 2, 5, 0.5]]]
+
+
+def test_serve_stops_quietly_at_a_closed_or_cut_off_input() -> None:
+    import io
+
+    from edge.scan_worker import serve
+
+    for data in (b"", b"\x03\x00", request(np.zeros((3, 4), np.uint8))[:-1]):
+        replies = io.BytesIO()
+        serve(io.BytesIO(data), replies, FakeDetector())
+        assert replies.getvalue() == b""
