@@ -8,11 +8,10 @@ faces are tracked. Two things keep it from costing a frame or a core:
   outside the people already tracked, only every `idle_scan` seconds (a person
   who sits perfectly still is still found); with motion, at most every
   `scan_every` frames while faces are tracked.
-* `BackgroundScan` runs it on a thread beside the loop. dlib releases the GIL
-  inside its HOG detector (since 19.22; measured: a Python thread keeps running
-  during a detector call), so on a multi-core device the scan takes no time from
-  the loop, and on one core the thread runs mostly in the time the loop spends
-  waiting for the camera (the loop, waking for a frame, preempts it). From a file
+* `BackgroundScan` runs it beside the loop: a thread that hands each frame to
+  the scan's helper process (edge/scan_worker.py, the default) or, with
+  `scan_process = false`, calls the detector itself (dlib releases the GIL inside
+  its HOG detector since 19.22). From a file
   its result is used exactly `lag` frames after the frame it was started on,
   never "whenever it is ready", so a file gives the same events on any machine
   (the loop waits for it if it is not done by then); from a camera
