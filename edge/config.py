@@ -75,6 +75,9 @@ class DetectConfig:
     motion_threshold: float = 12.0  # gray levels a thumbnail pixel must change by
     motion_area: float = 0.003  # share of the frame that must change
     idle_scan: float = 2.0  # seconds: the longest time between two full-frame scans
+    # ... while the picture (outside tracked people) differs from what the last scan saw;
+    # an unchanged one, which a scan would find the same in, only every still_scan s.
+    still_scan: float = 10.0
     # Frames between starting a scan beside the loop and using its faces (edge/scan.py);
     # 0 runs it on the loop's thread, stalling that frame. A scan not done by then makes
     # the loop wait on a file (same events on any machine), joins later on a camera.
@@ -189,6 +192,7 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("detect", "every"): (1, 100), ("detect", "scan_every"): (1, 1000),
     ("detect", "max_faces"): (1, 64), ("detect", "motion_threshold"): (1.0, 255.0),
     ("detect", "motion_area"): (0.0, 1.0), ("detect", "idle_scan"): (0.1, 3600.0),
+    ("detect", "still_scan"): (0.1, 86400.0),
     ("detect", "scan_lag"): (0, 30),
     ("blink", "close_ratio"): (0.1, 1.0), ("blink", "open_ratio"): (0.1, 1.4),
     ("blink", "close_sigma"): (1.0, 100.0), ("blink", "open_sigma"): (0.0, 100.0),

@@ -47,6 +47,8 @@ class MotionGate:
         self.thumb_width = thumb_width
         self.changed: np.ndarray | None = None  # bool thumbnail of the last update
         self._background: np.ndarray | None = None  # float32 thumbnail
+        self._thumb: np.ndarray | None = None  # the last update's thumbnail
+        self._scanned: np.ndarray | None = None  # the thumbnail the last scan saw
         self._scale = 1.0  # frame pixels per thumbnail pixel
         self._last_ts: float | None = None
         # numpy imports median's implementation on first use (12 ms here): pay that at
@@ -59,16 +61,13 @@ class MotionGate:
         self._scale = width / self.thumb_width
         size = (self.thumb_width, max(1, round(height / self._scale)))
         thumb = cv2.resize(gray, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        self._thumb = thumb
         if self._background is None or self._background.shape != thumb.shape:
             # No history: everything counts as change, so the first frame is scanned.
             self._background = thumb
             self.changed = np.ones(thumb.shape, dtype=bool)
         else:
-            difference = thumb - self._background
-            # A camera's auto-exposure shifts the whole picture at once: that is not
-            # motion, so the typical (median) change is taken off first.
-            difference -= float(np.median(difference))
-            self.changed = np.abs(difference) > self.threshold
+            self.changed = self._differs(thumb, self._background)
             dt = max(0.0, timestamp - (self._last_ts if self._last_ts is not None else timestamp))
             # Per second, not per frame: the same background at 7 or 30 fps.
             alpha = 1.0 - math.exp(-dt / self.background_seconds) if dt > 0 else 0.0
@@ -80,7 +79,39 @@ class MotionGate:
         """Share of the thumbnail that changed, outside the regions around `exclude` faces."""
         if self.changed is None:
             return 0.0
-        changed = self.changed
+        return self._share(self.changed, exclude)
+
+    def moving(self, exclude: Iterable[Box] = ()) -> bool:
+        """Did enough of the frame change, not counting tracked people (`exclude`)?"""
+        share = self.changed_share(exclude)
+        return share > 0 and share >= self.area
+
+    def scanned(self) -> None:
+        """A full-frame scan starts on the last update's picture: remember what it saw
+        (a copy: the first thumbnail is also the background, which follows the picture)."""
+        self._scanned = None if self._thumb is None else self._thumb.copy()
+
+    def forget_scan(self) -> None:
+        """What the last scan saw no longer holds (a tracked face was lost in it)."""
+        self._scanned = None
+
+    def changed_since_scan(self, exclude: Iterable[Box] = ()) -> bool:
+        """Does the picture, outside tracked people, differ from what the last scan saw
+        (by the same measure as `moving`)? A scan of the same picture finds the same."""
+        if self._scanned is None or self._thumb is None or \
+                self._scanned.shape != self._thumb.shape:
+            return True
+        share = self._share(self._differs(self._thumb, self._scanned), exclude)
+        return share > 0 and share >= self.area
+
+    def _differs(self, thumb: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        difference = thumb - reference
+        # A camera's auto-exposure shifts the whole picture at once: that is not
+        # motion, so the typical (median) change is taken off first.
+        difference -= float(np.median(difference))
+        return np.abs(difference) > self.threshold
+
+    def _share(self, changed: np.ndarray, exclude: Iterable[Box]) -> float:
         boxes = list(exclude)
         if boxes:
             changed = changed.copy()
@@ -88,11 +119,6 @@ class MotionGate:
                 left, top, right, bottom = self._around(box)
                 changed[top:bottom, left:right] = False
         return float(np.count_nonzero(changed)) / changed.size
-
-    def moving(self, exclude: Iterable[Box] = ()) -> bool:
-        """Did enough of the frame change, not counting tracked people (`exclude`)?"""
-        share = self.changed_share(exclude)
-        return share > 0 and share >= self.area
 
     def _around(self, box: Box) -> tuple[int, int, int, int]:
         """A face's person in thumbnail pixels: the face grown by EXCLUDE_* of its size."""

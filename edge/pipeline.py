@@ -85,7 +85,8 @@ class Pipeline:
         # motion = false with scan_lag = 0: no gating, every scan on the loop's thread.
         self.gate = MotionGate(detect.motion_threshold, detect.motion_area) \
             if detect.motion else None
-        self.schedule = ScanSchedule(detect.scan_every, detect.idle_scan, detect.motion)
+        self.schedule = ScanSchedule(detect.scan_every, detect.idle_scan, detect.motion,
+                                     detect.still_scan)
         self.scanner: BackgroundScan | None = None
         self.scan_detector: ScanDetector | None = None
         if detect.scan_lag > 0:
@@ -208,18 +209,22 @@ class Pipeline:
             detections, searched_at = self._refound
             self._refound = None
             tracker.update(detections, searched_at)
-        moving = True
+        moving = changed = True
         if self.gate is not None and (not tracker.tracks or n % detect.scan_every == 0):
             # Asked every frame while nothing is tracked; with faces, only on the frames
             # where a scan may start (that also keeps the background current).
             self.gate.update(frame.gray, frame.timestamp)
-            moving = self.gate.moving(track.box for track in tracker.tracks.values())
+            people = [track.box for track in tracker.tracks.values()]
+            moving = self.gate.moving(people)
+            changed = self.gate.changed_since_scan(people)
         scanner = self.scanner
         if scanner is not None and scanner.due(n):
             tracker.add_new(scanner.collect(), frame.timestamp)
         if not (scanner is not None and scanner.busy) and self.schedule.should_scan(
-                n, frame.timestamp, bool(tracker.tracks), moving):
+                n, frame.timestamp, bool(tracker.tracks), moving, changed):
             self.schedule.started(frame.timestamp)
+            if self.gate is not None:
+                self.gate.scanned()
             if scanner is None or n == 0:
                 # On the loop's thread: as configured, or the very first frame
                 # (nothing is on screen yet to stall, and a face there is found at once).
@@ -232,8 +237,13 @@ class Pipeline:
     def _sync_states(self, tracks: list[Track]) -> list[Track]:
         """A state for each new track; a lost track's state goes with it (ids are not reused)."""
         live = {track.track_id for track in tracks}
-        for track_id in [t for t in self.states if t not in live]:
+        lost = [t for t in self.states if t not in live]
+        for track_id in lost:
             del self.states[track_id]
+        if lost and self.gate is not None:
+            # The last scan saw a face that is gone now: if that person is still there,
+            # sitting still, the next idle scan must not wait for the picture to change.
+            self.gate.forget_scan()
         for track_id in live - self.states.keys():
             self.states[track_id] = FaceState(
                 EmotionSmoother(self.smoothing),

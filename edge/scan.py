@@ -33,21 +33,28 @@ from edge.types import Detection
 class ScanSchedule:
     """Decides, frame by frame, whether a full-frame scan should start."""
 
-    def __init__(self, scan_every: int, idle_scan: float, gated: bool) -> None:
+    def __init__(self, scan_every: int, idle_scan: float, gated: bool,
+                 still_scan: float | None = None) -> None:
         self.scan_every = scan_every
         self.idle_scan = idle_scan
+        self.still_scan = idle_scan if still_scan is None else max(idle_scan, still_scan)
         self.gated = gated
         self._last_scan: float | None = None  # source timestamp of the last scan started
         self.count = 0  # scans started
 
-    def should_scan(self, index: int, timestamp: float, tracked: bool, moving: bool) -> bool:
-        """`moving`: motion in the frame outside the people already tracked.
+    def should_scan(self, index: int, timestamp: float, tracked: bool, moving: bool,
+                    changed: bool = True) -> bool:
+        """`moving`: motion in the frame outside the people already tracked; `changed`:
+        the picture outside them differs from what the last scan saw.
 
         Ungated (`motion = false`), the loop as it always was: every frame while
         nothing is tracked, every `scan_every` frames while faces are. Gated: while
         nothing is tracked, on motion; with faces tracked, on motion at most every
-        `scan_every` frames (someone else may be walking in); and in any case every
-        `idle_scan` seconds (a person who sits perfectly still is still found).
+        `scan_every` frames (someone else may be walking in); and every `idle_scan`
+        seconds once the picture changed since the last scan (a person who came in too
+        slowly to count as motion, and now sits perfectly still, is still found). The
+        same picture scanned again gives the same faces, so an unchanged one is scanned
+        again only every `still_scan` seconds (a face the last scan just missed).
         A scan only ever adds faces (FaceTracker.add_new), so skipping one cannot
         change what a tracked face reports.
         """
@@ -55,8 +62,10 @@ class ScanSchedule:
             return False
         if not self.gated:
             return True
-        return (self._last_scan is None or timestamp - self._last_scan >= self.idle_scan
-                or moving)
+        if self._last_scan is None or moving:
+            return True
+        elapsed = timestamp - self._last_scan
+        return elapsed >= (self.idle_scan if changed else self.still_scan)
 
     def started(self, timestamp: float) -> None:
         self._last_scan = timestamp

@@ -52,6 +52,7 @@ def test_file_then_overrides(tmp_path: Path) -> None:
     ("[detect]\nmotion_area = 1.5\n", "detect.motion_area: 1.5 is out of range"),
     ("[detect]\nmotion_area = -0.1\n", "detect.motion_area: -0.1 is out of range"),
     ("[detect]\nidle_scan = 0\n", "detect.idle_scan: 0.0 is out of range"),
+    ("[detect]\nstill_scan = 0\n", "detect.still_scan: 0.0 is out of range"),
     ("[detect]\nscan_lag = -1\n", "detect.scan_lag: -1 is out of range"),
     ("[detect]\nscan_lag = 1.5\n", "detect.scan_lag: expected an integer"),
 ])

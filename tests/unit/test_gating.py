@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from edge import config as config_module
 from edge.build import build_pipeline
@@ -39,36 +40,63 @@ def pipeline_with(**detect: object):
     return build_pipeline(config_module.load(None, {"detect": detect}))
 
 
-def test_a_perfectly_still_person_is_found_by_the_periodic_scan() -> None:
-    """The gate never fires (threshold at its maximum): only the idle scan can find her."""
+@pytest.mark.parametrize(("still_scan", "found"), [(2.0, 62), (10.0, 302)])
+def test_a_perfectly_still_person_is_found_by_the_periodic_scan(still_scan: float,
+                                                                 found: int) -> None:
+    """The gate never fires (threshold at its maximum), so the picture never counts as
+    changed either: only the periodic scan of an unchanged picture can find her."""
     empty = cv2.cvtColor(empty_still(DEFAULT_CLIP, 640, 360), cv2.COLOR_BGR2GRAY)
     person = first_frame_gray()
-    pipeline = pipeline_with(motion=True, motion_threshold=255.0, idle_scan=2.0, scan_lag=2)
+    pipeline = pipeline_with(motion=True, motion_threshold=255.0, idle_scan=2.0,
+                             still_scan=still_scan, scan_lag=2)
     try:
         found_at = scans_until_found = None
-        for index in range(120):
+        for index in range(found + 1):
             gray = empty if index == 0 else person
             result = pipeline.process(Frame(gray=gray, index=index, timestamp=index / FPS))
             if found_at is None and any(f.probabilities is not None for f in result.faces):
                 found_at, scans_until_found = index, pipeline.schedule.count
-        # Frame 0 (empty) is scanned on the loop's thread; the next scan starts at 2 s
-        # (frame 60) and its face joins the tracker scan_lag frames later.
-        assert found_at == 62
-        assert scans_until_found == 2  # then, with her tracked, every scan_every frames
+        # Frame 0 (empty) is scanned on the loop's thread; the next scan starts
+        # still_scan seconds later and its face joins the tracker scan_lag frames after.
+        assert found_at == found
+        assert scans_until_found == 2
     finally:
         pipeline.close()
 
 
-def test_nothing_moving_in_an_empty_room_means_no_scans_between_idle_periods() -> None:
+@pytest.mark.parametrize(("still_scan", "scans"), [(10.0, 1), (2.0, 3)])
+def test_nothing_moving_in_an_empty_room_means_no_scans_between_idle_periods(
+        still_scan: float, scans: int) -> None:
+    """By default an unchanged empty room is scanned once in 5 s (frame 0); with
+    still_scan = idle_scan, every idle_scan (frames 0, 60 and 120)."""
     rng = np.random.default_rng(0)
     empty = cv2.cvtColor(empty_still(DEFAULT_CLIP, 640, 480), cv2.COLOR_BGR2GRAY).astype(float)
-    pipeline = pipeline_with(motion=True, idle_scan=2.0)
+    pipeline = pipeline_with(motion=True, idle_scan=2.0, still_scan=still_scan)
     try:
         for index in range(150):  # 5 s of an empty room with sensor noise
             noisy = np.clip(empty + rng.normal(0, 6, empty.shape), 0, 255).astype(np.uint8)
             assert not pipeline.process(Frame(gray=noisy, index=index,
                                               timestamp=index / FPS)).faces
-        assert pipeline.schedule.count == 3  # frames 0, 60 and 120
+        assert pipeline.schedule.count == scans
+    finally:
+        pipeline.close()
+
+
+def test_a_lost_face_makes_the_next_idle_scan_due_even_if_nothing_changed() -> None:
+    """The last scan saw her; once her track is lost (she may still sit there, missed
+    by the search near her box), the picture no longer counts as already scanned."""
+    empty = cv2.cvtColor(empty_still(DEFAULT_CLIP, 640, 360), cv2.COLOR_BGR2GRAY)
+    person = first_frame_gray()
+    pipeline = pipeline_with()
+    try:
+        index = 0
+        for index in range(10):
+            assert pipeline.process(Frame(gray=person, index=index, timestamp=index / FPS)).faces
+        while pipeline.tracker.tracks:  # she leaves; the track lives max_age longer
+            index += 1
+            pipeline.process(Frame(gray=empty, index=index, timestamp=index / FPS))
+            assert index < 200
+        assert pipeline.gate.changed_since_scan()
     finally:
         pipeline.close()
 

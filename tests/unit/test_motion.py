@@ -129,3 +129,26 @@ def test_the_background_is_per_second_not_per_frame() -> None:
 def test_bad_settings_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         MotionGate(**kwargs)
+
+
+def test_changed_since_scan_compares_with_what_the_last_scan_saw() -> None:
+    rng = np.random.default_rng(5)
+    still = room()
+    gate = MotionGate(background_seconds=1.0)
+    gate.update(noisy(still, rng, 6), 0.0)
+    assert gate.changed_since_scan()  # nothing scanned yet
+    gate.scanned()
+    for i in range(1, 90):  # three seconds of the same room: noise is no change
+        gate.update(noisy(still, rng, 6), i / FPS)
+        assert not gate.changed_since_scan()
+    # Someone arrived and stopped: the background takes them in, the last scan never saw
+    # them. Brighter all over (auto-exposure) changes nothing either.
+    for i in range(90, 300):
+        gate.update(with_blob(noisy(still + 20, rng, 6), 300, 200), i / FPS)
+    assert not gate.moving() and gate.changed_since_scan()
+    assert not gate.changed_since_scan([Box(300, 200, 80, 80)])  # that person is tracked
+    gate.scanned()
+    gate.update(with_blob(noisy(still + 20, rng, 6), 300, 200), 10.0)
+    assert not gate.changed_since_scan()
+    gate.forget_scan()  # a face the scan saw was lost since
+    assert gate.changed_since_scan()

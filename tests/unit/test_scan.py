@@ -55,6 +55,23 @@ def test_with_a_face_tracked_and_nothing_else_moving_only_idle_scans() -> None:
     assert started == [0, 60, 120, 180, 240]
 
 
+def test_an_unchanged_picture_is_scanned_again_only_every_still_scan() -> None:
+    """The same picture scanned again finds the same faces: with nothing changed since
+    the last scan, only a face it just missed is worth the next one."""
+    def started(changed: bool, still_scan: float) -> list[int]:
+        schedule = ScanSchedule(15, 2.0, gated=True, still_scan=still_scan)
+        found = []
+        for index in range(25 * 30):
+            if schedule.should_scan(index, index / FPS, False, False, changed):
+                schedule.started(index / FPS)
+                found.append(index)
+        return found
+
+    assert started(changed=False, still_scan=10.0) == [0, 300, 600]
+    assert started(changed=True, still_scan=10.0) == list(range(0, 750, 60))
+    assert started(changed=False, still_scan=0.5) == list(range(0, 750, 60))  # >= idle_scan
+
+
 class Gate:
     """A detector stand-in whose calls finish when the test says so."""
 
