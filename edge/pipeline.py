@@ -105,6 +105,9 @@ class Pipeline:
     def close(self) -> None:
         """Stop the scan thread, then its process (a daemon thread, a child that exits when
         its pipe closes: a run that ends without this loses nothing)."""
+        resume = getattr(self.scan_detector, "resume", None)
+        if resume is not None:  # held by a frame that had no idle after it: let it finish
+            resume()
         if self.scanner is not None:
             self.scanner.close()
         close = getattr(self.scan_detector, "close", None)

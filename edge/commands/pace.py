@@ -183,8 +183,8 @@ def measure(spec: PacedSpec) -> dict[str, Any]:
             result = _paced_loop(spec, runner)
     return {"scene": spec.scene, "setting": spec.setting, "fps_target": spec.fps,
             "cores": cores, "detect": {key: getattr(config.detect, key) for key in
-                                       ("motion", "scan_lag", "idle_scan", "scan_every",
-                                        "scan_process")},
+                                       ("motion", "scan_lag", "idle_scan", "still_scan",
+                                        "scan_every", "scan_process")},
             **result}
 
 

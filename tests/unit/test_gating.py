@@ -204,3 +204,17 @@ def test_from_a_file_the_scan_is_never_held() -> None:
         assert "pause" not in calls
     finally:
         pipeline.close()
+
+
+def test_closing_resumes_a_scan_held_by_the_last_frame() -> None:
+    """A run that stops right after a frame (no idle after it) must not leave the scan
+    stopped: closing waits for the scan thread, which waits for that scan."""
+    calls: list[str] = []
+    pipeline = pipeline_recording(live=True, calls=calls)
+    grays = clip_grays(2)
+    pipeline.process(Frame(gray=grays[0], index=0, timestamp=0.0))
+    pipeline.idle()
+    pipeline.process(Frame(gray=grays[1], index=1, timestamp=1 / FPS))
+    assert calls[-1] == "pause"
+    pipeline.close()
+    assert calls[-1] == "resume"
