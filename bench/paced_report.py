@@ -232,6 +232,13 @@ def reading_lines(paced: dict[str, Any]) -> list[str]:
              f"cost {landmarks:.1f} ms ({100 * landmarks * fps / 1e3:.1f}% of a core at "
              f"{fps:g} fps): dlib's 68-point model walks 7,500 regression trees a call, "
              "about 4 MB of leaves, so it waits on memory more than it computes.",
+             f"- One face at 10% of a core is {1e3 * 0.10 / fps:.1f} ms a frame: out of reach "
+             "while the 68-point landmarks run on every frame (they and the search near the "
+             f"face take {landmarks + stage.get('idle', 0.0):.1f} ms here). What would reach "
+             "it changes results, so it is a product decision: analyse fewer frames than "
+             "the camera delivers (blinks held at 6-10 fps in issue 14), re-find the face "
+             "every 6 frames instead of 3 (tried: the same blinks, about 0.7 ms saved), or a "
+             "lighter landmark model.",
              "- The scan beside the loop (`scan_lag = 2`, the default): on one core its "
              "helper process is stopped for the length of each frame, so frame times follow "
              "the loop's own CPU time (frame time against loop CPU above); on a thread "
