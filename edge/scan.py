@@ -5,9 +5,10 @@ core, several times that on a Raspberry Pi) against ~2 ms for a frame whose
 faces are tracked. Two things keep it from costing a frame or a core:
 
 * `ScanSchedule` runs it only when it can find something: while nothing moves
-  outside the people already tracked, only every `idle_scan` seconds (a person
-  who sits perfectly still is still found); with motion, at most every
-  `scan_every` frames while faces are tracked.
+  outside the people already tracked, only every `idle_scan` seconds once the
+  picture differs from what the last scan saw (a person who sits perfectly
+  still is still found), every `still_scan` seconds if it does not; with
+  motion, at most every `scan_every` frames while faces are tracked.
 * `BackgroundScan` runs it beside the loop: a thread that hands each frame to
   the scan's helper process (edge/scan_worker.py, the default) or, with
   `scan_process = false`, calls the detector itself (dlib releases the GIL inside
