@@ -6,6 +6,7 @@ status line measure the real loop, not a copy of it.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -212,14 +213,14 @@ class Pipeline:
             detections, searched_at = self._refound
             self._refound = None
             tracker.update(detections, searched_at)
-        moving = changed = True
+        moving, changed = True, None
         if self.gate is not None and (not tracker.tracks or n % detect.scan_every == 0):
             # Asked every frame while nothing is tracked; with faces, only on the frames
             # where a scan may start (that also keeps the background current).
             self.gate.update(frame.gray, frame.timestamp)
             people = [track.box for track in tracker.tracks.values()]
             moving = self.gate.moving(people)
-            changed = self.gate.changed_since_scan(people)
+            changed = functools.partial(self.gate.changed_since_scan, people)
         scanner = self.scanner
         if scanner is not None and scanner.due(n):
             tracker.add_new(scanner.collect(), frame.timestamp)

@@ -44,9 +44,10 @@ class ScanSchedule:
         self.count = 0  # scans started
 
     def should_scan(self, index: int, timestamp: float, tracked: bool, moving: bool,
-                    changed: bool = True) -> bool:
-        """`moving`: motion in the frame outside the people already tracked; `changed`:
-        the picture outside them differs from what the last scan saw.
+                    changed: Callable[[], bool] | None = None) -> bool:
+        """`moving`: motion in the frame outside the people already tracked; `changed()`:
+        the picture outside them differs from what the last scan saw (asked only when
+        the answer matters, not every frame; None: always changed).
 
         Ungated (`motion = false`), the loop as it always was: every frame while
         nothing is tracked, every `scan_every` frames while faces are. Gated: while
@@ -66,7 +67,9 @@ class ScanSchedule:
         if self._last_scan is None or moving:
             return True
         elapsed = timestamp - self._last_scan
-        return elapsed >= (self.idle_scan if changed else self.still_scan)
+        if elapsed < self.idle_scan:
+            return False
+        return elapsed >= self.still_scan or changed is None or changed()
 
     def started(self, timestamp: float) -> None:
         self._last_scan = timestamp

@@ -62,7 +62,7 @@ def test_an_unchanged_picture_is_scanned_again_only_every_still_scan() -> None:
         schedule = ScanSchedule(15, 2.0, gated=True, still_scan=still_scan)
         found = []
         for index in range(25 * 30):
-            if schedule.should_scan(index, index / FPS, False, False, changed):
+            if schedule.should_scan(index, index / FPS, False, False, lambda: changed):
                 schedule.started(index / FPS)
                 found.append(index)
         return found
