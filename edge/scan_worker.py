@@ -53,7 +53,6 @@ class ScanWorker:
 
     def __init__(self, config: DetectConfig, nice: int = SCAN_NICE) -> None:
         self.config = config
-        self.nice_wanted = nice
         self.nice: int | None = None  # what the child got, once it said hello
         self.fallback_reason: str | None = None  # set once scanning moved to the thread
         self._fallback: Any = None  # a FaceDetector on the scan thread
