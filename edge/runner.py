@@ -22,6 +22,7 @@ from edge.classify import sha256_of
 from edge.errors import SourceError
 from edge.notify import SystemdNotifier
 from edge.sinks.annotate import annotate
+from edge.sources import public_name
 from edge.stats import RunStats
 from edge.types import Event, FrameResult
 
@@ -83,12 +84,14 @@ class Runner:
         """Loop until a signal, the end of the input or max_frames; then the final lines."""
         parts = self.parts
         self._install_signal_handlers()
+        config = asdict(self.config)  # as run, but a stream URL's secrets stay out of logs
+        config["source"]["input"] = public_name(config["source"]["input"])
         self.emit(events.start(
             version=__version__, source=parts.source.description,
             model=str(self.config.model_path()), model_sha256=sha256_of(self.config.model_path()),
             runtime=parts.pipeline.classifier.runtime, labels=parts.pipeline.labels,
             kernels=parts.pipeline.classifier.kernels,
-            self_test=parts.pipeline.classifier.self_test, config=asdict(self.config)))
+            self_test=parts.pipeline.classifier.self_test, config=config))
         while self.stop_reason is None:
             self.step()
             self.idle()

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -106,7 +107,7 @@ class OpenCVCamera:
             if is_stream_url(self.target):
                 from edge.stream_probe import stream_failure_reason
 
-                raise SourceError(f"stream {self.target} could not be opened: "
+                raise SourceError(f"stream {public_name(self.target)} could not be opened: "
                                   f"{stream_failure_reason(self.target)}")
             raise SourceError(f"camera {self.target!r} could not be opened")
         if is_device:
@@ -386,6 +387,30 @@ def is_stream_url(target: str) -> bool:
     return "://" in target
 
 
+# Query keys that carry a secret in cameras' stream URLs (Axis, Hikvision, Reolink, ...).
+SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "pass", "token", "access_token",
+                               "key", "apikey", "api_key", "secret", "auth", "sig",
+                               "signature"})
+
+
+def public_name(target: str) -> str:
+    """`target` as it may be logged: a stream URL's password and secret query values
+    become `***` (`rtsp://admin:***@cam/1`). Logs, events and MQTT carry the source's
+    name; the credentials stay in the config file, readable by its owner only."""
+    if not is_stream_url(target):
+        return target
+    parts = urllib.parse.urlsplit(target)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if has_password else f"{userinfo}@{host}"
+    query = "&".join(
+        f"{key}=***" if key.lower() in SECRET_QUERY_KEYS and sep else f"{key}{sep}{value}"
+        for key, sep, value in (item.partition("=") for item in parts.query.split("&") if item))
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 def is_live(target: str) -> bool:
     """Cameras and streams (retried when absent), as opposed to files."""
     return (target == "picamera" or target.isdigit() or target.startswith("/dev/")
@@ -400,7 +425,7 @@ def open_source(target: str, width: int = 640, height: int = 480, fps: float = 3
         return LiveSource(PiCamera(width, height, fps, keep_color), "Pi camera",
                           retry_initial, retry_max)
     if is_live(target):
-        name = f"camera {target}" if not is_stream_url(target) else f"stream {target}"
+        name = f"stream {public_name(target)}" if is_stream_url(target) else f"camera {target}"
         return LiveSource(OpenCVCamera(target, width, height, fps, keep_color), name,
                           retry_initial, retry_max)
     return FileSource(target, keep_color=keep_color, loop=loop, realtime=realtime)

@@ -44,7 +44,7 @@ class MjpegCamera:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if self.path != "/stream.mjpg":  # as a camera does for a wrong path
+                if self.path.split("?")[0] != "/stream.mjpg":  # as a camera does for a wrong path
                     self.send_error(404)
                     return
                 self.send_response(200)

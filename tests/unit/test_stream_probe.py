@@ -6,11 +6,15 @@ The camera is a real MJPEG-over-HTTP server on loopback (tests/helpers/mjpeg_ser
 from __future__ import annotations
 
 import socket
+import time
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from edge.cli import main as edge_main
 from edge.errors import SourceError
-from edge.sources import open_source
+from edge.sources import open_source, public_name
 from edge.stream_probe import stream_failure_reason
 from tests.helpers.mjpeg_server import MjpegCamera
 
@@ -52,3 +56,42 @@ def test_silent_server_says_timed_out() -> None:
 
 def test_unknown_host() -> None:
     assert stream_failure_reason("rtsp://no-such-host.invalid/x", timeout=2) == "host not found"
+
+
+def test_public_name_hides_a_stream_urls_secrets() -> None:
+    assert public_name("rtsp://admin:hunter2@10.0.0.5:554/Streaming/101") == \
+        "rtsp://admin:***@10.0.0.5:554/Streaming/101"
+    assert public_name("http://cam/video.cgi?user=admin&pwd=hunter2&resolution=640") == \
+        "http://cam/video.cgi?user=admin&pwd=***&resolution=640"
+    assert public_name("http://viewer@cam/x?Token=abc") == "http://viewer@cam/x?Token=***"
+    assert public_name("rtsp://u:p%40ss@[fe80::1]:554/x") == "rtsp://u:***@[fe80::1]:554/x"
+    for plain in ("0", "/dev/video0", "clip.mp4", "http://cam:8080/stream.mjpg?fps=15"):
+        assert public_name(plain) == plain
+
+
+def test_a_run_from_a_stream_with_credentials_logs_none_of_them(tmp_path: Path) -> None:
+    """A real MJPEG camera on loopback, its URL with a password and a token: the events,
+    the log lines and a later outage name the stream without them."""
+    camera = MjpegCamera().start()
+    url = camera.url.replace("http://", "http://admin:hunter2@", 1) + "?token=s3cr3t"
+    log = tmp_path / "events.jsonl"
+    try:
+        result = CliRunner().invoke(edge_main, ["--input", url, "--max-frames", "5",
+                                                "--log", str(log)])
+        source = open_source(url, retry_initial=0.1, retry_max=0.2)
+        source.open()
+        try:
+            assert source.read(timeout=5.0) is not None
+            camera.stop()
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline and source.connected:
+                source.read(timeout=0.1)
+            problems = source.drain_problems()
+        finally:
+            source.close()
+    finally:
+        camera.stop()
+    assert result.exit_code == 0, result.output
+    text = log.read_text() + result.output + "\n".join(problems) + source.description
+    assert "admin:***@127.0.0.1" in log.read_text() and problems
+    assert "hunter2" not in text and "s3cr3t" not in text
