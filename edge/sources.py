@@ -257,8 +257,11 @@ class LiveSource:
                 if failures >= self.failures_before_reconnect:
                     if self._lost_at is None:
                         self._lost_at = time.monotonic()
-                    self._problem(f"{self.description}: no frames ({failures} failed reads); "
-                                  f"reconnecting in {delay:.1f}s", key="lost")
+                    with self._lock:  # one step: no pre-outage frame after the outage line
+                        self._latest = None
+                        self._problems.append(Problem(
+                            f"{self.description}: no frames ({failures} failed reads); "
+                            f"reconnecting in {delay:.1f}s", logging.ERROR, "lost"))
                     self._stop.wait(delay)
                     delay = self._reconnect(min(delay * 2, self.retry_max))
                     failures = 0

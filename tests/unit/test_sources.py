@@ -161,6 +161,29 @@ def test_unplugged_camera_reconnects_and_reports(monkeypatch: pytest.MonkeyPatch
     assert schedule["opens"] >= 2
 
 
+def test_no_frame_from_before_an_outage_is_handed_out_after_it_is_reported() -> None:
+    """The loop logs the outage (drain_problems), then reads: the frame captured before
+    the camera went must not come after that line, as if it were new."""
+    frames = recorded_frames()
+    schedule: dict = {}
+    source = LiveSource(OpenCVCamera("0", 640, 480, 30, False,
+                                     opener=make_opener(frames, schedule)), "camera 0",
+                        retry_initial=5.0, retry_max=5.0, failures_before_reconnect=3)
+    source.open()
+    try:
+        assert source.read(timeout=1.0) is not None
+        schedule["unplugged"] = True  # no read from here: the newest frame stays unread
+        problems: list = []
+        deadline = time.monotonic() + 2.0
+        while not problems and time.monotonic() < deadline:
+            problems = source.drain_problems()
+            time.sleep(0.01)
+        assert any("no frames" in p for p in problems)
+        assert source.read(timeout=0.2) is None
+    finally:
+        source.close()
+
+
 def fake_picamera2_module(frames: list[np.ndarray], calls: dict) -> types.ModuleType:
     """A stand-in for picamera2 with the calls we use and the same array layout."""
 
