@@ -2,8 +2,9 @@
 
 `edge-run run`, `check`, `bench` and the soak test all build through here, so
 what they exercise is what the service runs. Everything opened is owned by the
-returned `Parts`: closing it (or leaving its `with`) closes the sinks and then the
-source, and a failure half-way closes whatever was already open.
+returned `Parts`: closing it (or leaving its `with`) closes the sinks, the pipeline's
+scan helper and then the source, and a failure half-way closes whatever was already
+open. The source opens first: a missing camera costs no model load.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 from edge.classify import EmotionClassifier
 from edge.config import DEFAULT_CLIP, Config
+from edge.errors import ModelError
 from edge.faces import FaceDetector, LandmarkPredictor, find_landmark_model
 from edge.pipeline import Pipeline
 from edge.scan_worker import ScanWorker
@@ -36,6 +38,14 @@ def build_pipeline(config: Config, live: bool = False) -> Pipeline:
     return Pipeline(FaceDetector(config.detect), landmarks, classifier, config.detect,
                     smoothing=config.model.smoothing, blink=config.blink, live=live,
                     scan_detector=scan_detector)
+
+
+def require_model_files(config: Config) -> None:
+    """Both model files are there (loading them is build_pipeline's, after the source)."""
+    model = config.model_path()
+    if not model.exists():
+        raise ModelError(f"{model}: model file not found")  # as EmotionClassifier says
+    find_landmark_model(config.model.landmarks or None)
 
 
 def build_source(config: Config) -> Source:
@@ -107,11 +117,15 @@ def build(config: Config, extra_events: Iterable[EventSink] = (), sinks: bool = 
     `live` (default: whether the source is a camera) is build_pipeline's.
     """
     source = build_source(config)
-    pipeline = build_pipeline(config, source.live if live is None else live)
+    require_model_files(config)  # a wrong path needs a person, not a restart: say it first
     with contextlib.ExitStack() as stack:
-        stack.callback(pipeline.close)  # its scan thread; closed after everything else
+        # The source opens before the models load: a camera that is not there fails in
+        # milliseconds, not after a second of loading (several on a Pi), and a service
+        # restarted every RestartSec while it stays unplugged loads nothing.
         source.open()
         stack.callback(source.close)  # closed last: sinks may still report on it
+        pipeline = build_pipeline(config, source.live if live is None else live)
+        stack.callback(pipeline.close)  # its scan thread and helper process
         events = open_event_sinks(config, stack) if sinks else []
         for sink in extra_events:
             stack.callback(sink.close)

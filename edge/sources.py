@@ -311,7 +311,7 @@ class FileSource:
         self._fps = 30.0
         self._done = False
         self._problems: list[Problem] = []
-        self._started = 0.0
+        self._started: float | None = None
         self._jpeg_gray = False
 
     def open(self) -> None:
@@ -330,7 +330,7 @@ class FileSource:
                               f"{MIN_SIDE}x{MIN_SIDE} minimum")
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self._fps = fps if fps and 0.5 <= fps <= 240 else 30.0
-        self._started = time.monotonic()
+        self._started = None  # --realtime: the clock starts at the first read
         # Motion-JPEG without colour wanted: take each frame's JPEG bytes and decode
         # them straight to gray, half the time of BGR decode + cvtColor.
         mjpeg = int(self._capture.get(cv2.CAP_PROP_FOURCC)) == cv2.VideoWriter_fourcc(*"MJPG")
@@ -371,6 +371,8 @@ class FileSource:
                 timestamp = self._last_ts + 1.0 / self._fps  # containers without timing
             self._last_ts = timestamp
             if self.realtime:
+                if self._started is None:  # not at open: the models load after it
+                    self._started = time.monotonic() - timestamp
                 wait = self._started + timestamp - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)

@@ -96,6 +96,23 @@ def test_looped_file_keeps_time_rising() -> None:
     assert all(b > a for a, b in itertools.pairwise(stamps))
 
 
+def test_realtime_file_is_paced_from_its_first_read() -> None:
+    """--realtime plays a file like a camera from the first frame read: the models load
+    after the source opens, and that time must not let the first frames rush through."""
+    source = FileSource(str(DEFAULT_CLIP), keep_color=False, realtime=True)
+    source.open()
+    try:
+        time.sleep(0.3)  # as a model load between open and the first read
+        first = source.read()
+        started = time.monotonic()
+        for _ in range(4):
+            last = source.read()
+    finally:
+        source.close()
+    assert first is not None and last is not None
+    assert time.monotonic() - started >= (last.timestamp - first.timestamp) - 0.01 > 0
+
+
 def test_missing_and_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="no such file"):
         FileSource(str(tmp_path / "nope.mp4"), keep_color=False).open()
