@@ -143,6 +143,21 @@ def plan_uninstall(unit: str, unit_dir: Path, config: Path, systemctl: str) -> P
     return plan
 
 
+def framebuffer_problem(settings: Config) -> str | None:
+    """Why the kiosk unit could not draw here (None: it can). Enabled anyway, it would fail
+    at every boot, into the start limit, and leave the headless unit disabled."""
+    from edge.sinks.display import framebuffer_geometry
+
+    device = Path(settings.display.framebuffer)
+    if not device.exists():
+        return f"no framebuffer at {device}"
+    try:
+        framebuffer_geometry(device)
+    except EdgeError as exc:
+        return str(exc)
+    return None
+
+
 def _check_config(path: Path) -> Config:
     # An enabled unit with a broken config would only crash-loop into the start limit.
     try:
@@ -256,9 +271,12 @@ def service() -> None:
 @_unit_dir_option
 @click.option("--exec-path", metavar="PATH",
               help="edge-run for ExecStart (default: this one, or the one on PATH).")
+@click.option("--force", is_flag=True,
+              help="With --kiosk: install even where no framebuffer is found now (a screen "
+                   "attached later; until then the unit fails at boot).")
 @_dry_run_option
 def install(kiosk: bool, user: str | None, config_dir: Path, unit_dir: Path,
-            exec_path: str | None, dry_run: bool) -> None:
+            exec_path: str | None, force: bool, dry_run: bool) -> None:
     """Write and enable the unit; write a default config if there is none."""
     check_can_write(unit_dir, dry_run)
     if user is not None and not user_exists(user):
@@ -276,6 +294,17 @@ def install(kiosk: bool, user: str | None, config_dir: Path, unit_dir: Path,
         if not dry_run:
             raise CliError(message)
         click.echo(f"edge-run: warning: {message} (install would refuse)", err=True)
+    if kiosk and not force:
+        config = Path(opts.config_path)
+        problem = framebuffer_problem(_check_config(config) if config.exists()
+                                      else service_config())
+        if problem:
+            message = (f"--kiosk: {problem}; the kiosk unit would fail at every boot. "
+                       "Install the headless unit (no --kiosk), set display.framebuffer "
+                       f"in {config}, or add --force if a screen comes later")
+            if not dry_run:
+                raise CliError(message)
+            click.echo(f"edge-run: warning: {message} (install would refuse)", err=True)
     plan = plan_install(opts, unit_dir, systemctl)
     if dry_run:
         print_plan(plan)

@@ -17,6 +17,8 @@ from edge.commands import units
 from edge.commands.service import service
 from edge.commands.units import UnitOptions, render_config, render_unit
 
+real_framebuffer_problem = svc.framebuffer_problem  # the Host fixture stands one in
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD_DIR = REPO_ROOT / "systemd"
 MAX_EXPOSURE = 2.0
@@ -119,6 +121,8 @@ class Host:
         monkeypatch.setattr(svc, "code_paths", lambda exec_path: ())
         # pytest's tmp_path lies under /tmp, which a real install refuses (PrivateTmp=yes).
         monkeypatch.setattr(svc, "PRIVATE_TMP_DIRS", ())
+        # A framebuffer, as on a Pi that boots to a console (this machine may have none).
+        monkeypatch.setattr(svc, "framebuffer_problem", lambda settings: None)
 
     def run(self, *args: str) -> tuple[int, str]:
         dirs = ["--unit-dir", str(self.unit_dir), "--config-dir", str(self.config_dir)]
@@ -205,6 +209,30 @@ def test_kiosk_install_disables_the_headless_unit_first(host: Host) -> None:
     assert (host.unit_dir / units.KIOSK_UNIT).read_text() == render_unit(host.options(kiosk=True))
     assert host.systemctl_calls() == [
         f"disable --now {units.HEADLESS_UNIT}", "daemon-reload", f"enable --now {units.KIOSK_UNIT}"]
+
+
+def test_kiosk_install_refuses_without_a_framebuffer(host: Host,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """No framebuffer where the config says: nothing is written, disabled or enabled."""
+    monkeypatch.setattr(svc, "framebuffer_problem", real_framebuffer_problem)
+    assert host.run("install")[0] == 0  # the headless unit, running
+    host.calls.unlink()
+    host.config_dir.joinpath("config.toml").write_text(
+        '[display]\nframebuffer = "/dev/fb-that-is-not-there"\n')
+    result = CliRunner().invoke(service, ["install", "--kiosk", "--unit-dir",
+                                          str(host.unit_dir), "--config-dir",
+                                          str(host.config_dir), "--exec-path", str(host.exe)])
+    assert result.exit_code != 0
+    assert "no framebuffer at /dev/fb-that-is-not-there" in result.output
+    assert "Traceback" not in result.output
+    assert not (host.unit_dir / units.KIOSK_UNIT).exists()
+    assert host.systemctl_calls() == []  # the headless unit stays enabled and running
+    code, out = host.run("install", "--kiosk", "--dry-run")  # says so, changes nothing
+    assert code == 0 and "install would refuse" in out
+    assert host.systemctl_calls() == []
+    code, out = host.run("install", "--kiosk", "--force")  # a screen attached later
+    assert code == 0, out
+    assert host.systemctl_calls()[-1] == f"enable --now {units.KIOSK_UNIT}"
 
 
 def test_install_as_user(host: Host) -> None:
