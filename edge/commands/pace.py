@@ -50,7 +50,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # same-run baseline for what the helper process does to frame times on one core.
     "after, scan on a thread": {"scan_process": False},
     "after, 2 cores": {},
+    "floor": {"scan_lag": 0},  # not the loop (_floor_loop); no scan, so no helper process
 }
+FLOOR = "floor"
+FLOOR_SCENES = ("one face",)
 THREAD = "after, scan on a thread"
 TWO_CORES = "after, 2 cores"  # the one setting run on two cores (skipped where one is allowed)
 SCENES = ("no face", "one face", "person enters")
@@ -180,7 +183,8 @@ def measure(spec: PacedSpec) -> dict[str, Any]:
         runner = Runner(build(config, [JsonlLog(Path(tmp) / "events.jsonl").open()],
                               live=True))
         with runner.parts:
-            result = _paced_loop(spec, runner)
+            loop = _floor_loop if spec.setting == FLOOR else _paced_loop
+            result = loop(spec, runner)
     return {"scene": spec.scene, "setting": spec.setting, "fps_target": spec.fps,
             "cores": cores, "detect": {key: getattr(config.detect, key) for key in
                                        ("motion", "scan_lag", "idle_scan", "still_scan",
@@ -264,6 +268,53 @@ def _paced_loop(spec: PacedSpec, runner: Any) -> dict[str, Any]:
     }
 
 
+def _floor_loop(spec: PacedSpec, runner: Any) -> dict[str, Any]:
+    """What a tracked face's every frame cannot do without: the source's read (decode)
+    and the 68-point landmarks (blinks need them each frame), at the same pace. The box
+    is the first frame's face, kept: no detection, crop, classification, blinks or log."""
+    import cv2
+
+    source, pipeline = runner.parts.source, runner.parts.pipeline
+    clock = time.perf_counter
+    period = 1.0 / spec.fps
+    capture = cv2.VideoCapture(spec.clip)  # the box, from the clip's first frame
+    ok, image = capture.read()
+    capture.release()
+    faces = pipeline.detector.detect(image) if ok else []
+    if not faces:
+        raise ValueError(f"{spec.clip}: no face in its first frame for the floor")
+    box = faces[0].box
+    frame_times: list[float] = []
+    decode = landmarks = 0.0
+    start = clock()
+    cpu_start = time.process_time()
+    for index in range(spec.frames):
+        wait = start + index * period - clock()
+        if wait > 0:
+            time.sleep(wait)
+        t0 = clock()
+        frame = source.read(timeout=5.0)
+        t1 = clock()
+        if frame is None:
+            break
+        pipeline.landmarks.predict(frame.gray, box)
+        t2 = clock()
+        frame_times.append(t2 - t0)
+        decode += t1 - t0
+        landmarks += t2 - t1
+    cpu = time.process_time() - cpu_start
+    count = len(frame_times)
+    return {
+        "frames": count, "wall_s": round(clock() - start, 3), "cpu_s": round(cpu, 3),
+        "core_share": round(cpu * spec.fps / count, 4) if count else None,
+        "frame_ms": _stats(sorted(frame_times)), "frame_cpu_ms": None,
+        "scans": 0, "scan_waits": None, "frames_late": 0, "face_from": None,
+        "first_result_s": None, "first_result_frame": None,
+        "stage_ms": {"decode": round(decode / max(count, 1) * 1e3, 3),
+                     "landmarks": round(landmarks / max(count, 1) * 1e3, 3)},
+    }
+
+
 def _stats(ordered: list[float]) -> dict[str, float] | None:
     if not ordered:
         return None
@@ -311,6 +362,8 @@ def run_paced(clip: Path, fps: float, seconds: float, pin: int | None,
     for _ in range(repeat):
         for scene, (path, face_from) in scenes.items():
             for setting in cores:
+                if setting == FLOOR and scene not in FLOOR_SCENES:
+                    continue
                 spec = PacedSpec(scene=scene, setting=setting, clip=str(path), fps=fps,
                                  frames=max(1, round(seconds * fps)), face_from=face_from,
                                  detect=SETTINGS[setting], pin=cores[setting])
