@@ -62,6 +62,7 @@ import numpy as np
 from edge.config import BlinkConfig, check_blink
 from edge.eyes import DEFAULT_TIME_CONSTANT, EyeAppearance
 from edge.landmarks import LEFT_EYE, RIGHT_EYE
+from edge.medians import median as column_medians
 
 # Defaults, and why (times in seconds, measured on research/blink_eval.py's clips;
 # docs/BLINKS.md has the figures):
@@ -213,22 +214,12 @@ def _both_eyes(a: float, b: float) -> float:
     return min(0.5 * (a + b), 2.0 * min(a, b))
 
 
-def _median(values: np.ndarray) -> np.ndarray:
-    """Column medians by partial sort: np.median's checks cost more than the work here."""
-    n = len(values)
-    k = n // 2
-    if n % 2:
-        return np.partition(values, k, axis=0)[k]
-    part = np.partition(values, (k - 1, k), axis=0)
-    return 0.5 * (part[k - 1] + part[k])
-
-
 def _robust(values: np.ndarray, relative: np.ndarray, absolute: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray]:
     """Median and robust sigma (1.4826 MAD) of each column; the sigma is at least
     `relative` x the median plus `absolute` (floors per column)."""
-    median = _median(values)
-    spread = 1.4826 * _median(np.abs(values - median))
+    median = column_medians(values)
+    spread = 1.4826 * column_medians(np.abs(values - median))
     return median, np.maximum(spread, relative * median + absolute)
 
 

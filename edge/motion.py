@@ -18,6 +18,7 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
+from edge.medians import median
 from edge.types import Box
 
 THUMB_WIDTH = 80  # 8x8 pixel blocks at 640x480: a 44 px face spans ~5 thumbnail pixels
@@ -51,9 +52,6 @@ class MotionGate:
         self._scanned: np.ndarray | None = None  # the thumbnail the last scan saw
         self._scale = 1.0  # frame pixels per thumbnail pixel
         self._last_ts: float | None = None
-        # numpy imports median's implementation on first use (12 ms here): pay that at
-        # start-up, not in the middle of the first frame that compares with a background.
-        np.median(np.zeros(1, dtype=np.float32))
 
     def update(self, gray: np.ndarray, timestamp: float) -> None:
         """Compare `gray` with the background, then let the background follow it."""
@@ -108,7 +106,7 @@ class MotionGate:
         difference = thumb - reference
         # A camera's auto-exposure shifts the whole picture at once: that is not
         # motion, so the typical (median) change is taken off first.
-        difference -= float(np.median(difference))
+        difference -= float(median(difference.ravel()))
         return np.abs(difference) > self.threshold
 
     def _share(self, changed: np.ndarray, exclude: Iterable[Box]) -> float:
