@@ -76,3 +76,11 @@ class MjpegCamera:
         if server is not None:
             server.shutdown()
             server.server_close()
+
+
+def unplug(camera: MjpegCamera, source: object, timeout: float = 3.0) -> None:
+    """Stop `camera` under an open LiveSource and read until the source notices."""
+    camera.stop()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and source.connected:  # type: ignore[attr-defined]
+        source.read(timeout=0.1)  # type: ignore[attr-defined]

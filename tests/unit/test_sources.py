@@ -269,7 +269,7 @@ def test_close_stops_the_capture_thread() -> None:
 
 def test_network_stream_drops_and_comes_back() -> None:
     """A real MJPEG-over-HTTP camera on loopback, stopped and restarted on its port."""
-    from tests.helpers.mjpeg_server import MjpegCamera
+    from tests.helpers.mjpeg_server import MjpegCamera, unplug
 
     camera = MjpegCamera().start()
     restarted = MjpegCamera(port=0)
@@ -278,10 +278,7 @@ def test_network_stream_drops_and_comes_back() -> None:
     source.open()
     try:
         assert source.read(timeout=5.0) is not None
-        camera.stop()
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline and source.connected:
-            source.read(timeout=0.1)
+        unplug(camera, source)
         assert not source.connected  # the outage was noticed
         restarted = MjpegCamera(port=camera.port).start()  # plugged back in
         frame = None

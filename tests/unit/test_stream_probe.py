@@ -6,7 +6,6 @@ The camera is a real MJPEG-over-HTTP server on loopback (tests/helpers/mjpeg_ser
 from __future__ import annotations
 
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from edge.cli import main as edge_main
 from edge.errors import SourceError
 from edge.sources import open_source, public_name
 from edge.stream_probe import stream_failure_reason
-from tests.helpers.mjpeg_server import MjpegCamera
+from tests.helpers.mjpeg_server import MjpegCamera, unplug
 
 
 def free_port() -> int:
@@ -82,10 +81,7 @@ def test_a_run_from_a_stream_with_credentials_logs_none_of_them(tmp_path: Path) 
         source.open()
         try:
             assert source.read(timeout=5.0) is not None
-            camera.stop()
-            deadline = time.monotonic() + 3.0
-            while time.monotonic() < deadline and source.connected:
-                source.read(timeout=0.1)
+            unplug(camera, source)
             problems = source.drain_problems()
         finally:
             source.close()
