@@ -11,6 +11,7 @@ import dataclasses
 import os
 import re
 import sys
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -271,11 +272,24 @@ def _apply(config: Config, values: dict[str, Any]) -> Config:
     if config.source.retry_max < config.source.retry_initial:
         raise ConfigError("source.retry_max must be >= source.retry_initial")
     _check_mqtt(config.mqtt)
+    _check_stream_url(config.source.input)
     if _same_file(config.source.input, config.log.path):
         raise ConfigError(f"log.path and source.input are the same file ({config.log.path}): "
                           "the log would append to the video")
     check_blink(config.blink)
     return config
+
+
+def _check_stream_url(source: str) -> None:
+    """A URL urllib cannot read (an unclosed [IPv6 address) is a typo: exit 2 now, not
+    exit 3 and a retry every RestartSec for ever. Said without the URL: it may hold a
+    password."""
+    if "://" not in source:
+        return
+    try:
+        urllib.parse.urlsplit(source)
+    except ValueError as exc:
+        raise ConfigError(f"source.input: not a valid URL ({exc})") from None
 
 
 def _same_file(source: str, log_path: str) -> bool:

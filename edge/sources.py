@@ -404,7 +404,10 @@ def public_name(target: str) -> str:
     name; the credentials stay in the config file, readable by its owner only."""
     if not is_stream_url(target):
         return target
-    parts = urllib.parse.urlsplit(target)
+    try:
+        parts = urllib.parse.urlsplit(target)
+    except ValueError:  # e.g. an unclosed [IPv6 address: say nothing but the scheme
+        return target.split("://", 1)[0] + "://***"
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)

@@ -19,7 +19,10 @@ DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 4
 
 def stream_failure_reason(url: str, timeout: float = 3.0) -> str:
     """A short reason, e.g. 'connection refused', 'HTTP 404 Not Found', 'timed out after 3 s'."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # an unclosed [IPv6 address
+        return f"not a valid URL ({exc})"
     scheme = parts.scheme.lower()
     try:
         host, port = parts.hostname, parts.port or DEFAULT_PORTS.get(scheme)

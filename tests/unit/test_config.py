@@ -55,6 +55,7 @@ def test_file_then_overrides(tmp_path: Path) -> None:
     ("[detect]\nstill_scan = 0\n", "detect.still_scan: 0.0 is out of range"),
     ("[detect]\nscan_lag = -1\n", "detect.scan_lag: -1 is out of range"),
     ("[detect]\nscan_lag = 1.5\n", "detect.scan_lag: expected an integer"),
+    ("[source]\ninput = 'rtsp://u:pw@[fe80::1/x'\n", "source.input: not a valid URL"),
 ])
 def test_bad_values_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:

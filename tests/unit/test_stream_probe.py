@@ -66,6 +66,21 @@ def test_public_name_hides_a_stream_urls_secrets() -> None:
     assert public_name("rtsp://u:p%40ss@[fe80::1]:554/x") == "rtsp://u:***@[fe80::1]:554/x"
     for plain in ("0", "/dev/video0", "clip.mp4", "http://cam:8080/stream.mjpg?fps=15"):
         assert public_name(plain) == plain
+    assert public_name("rtsp://u:pw@[fe80::1/x") == "rtsp://***"  # not a URL urllib reads
+
+
+def test_an_unreadable_url_is_one_line_not_a_traceback() -> None:
+    url = "rtsp://u:pw@[fe80::1/x"
+    assert stream_failure_reason(url) == "not a valid URL (Invalid IPv6 URL)"
+    with pytest.raises(SourceError) as info:
+        open_source(url).open()
+    assert str(info.value) == ("stream rtsp://*** could not be opened: "
+                               "not a valid URL (Invalid IPv6 URL)")
+    # From the command line it is a config error (exit 2: no retry), without the password.
+    result = CliRunner().invoke(edge_main, ["--input", url, "--log", ""])
+    assert result.exit_code == 2
+    assert result.output.strip().endswith("source.input: not a valid URL (Invalid IPv6 URL)")
+    assert "pw" not in result.output
 
 
 def test_a_run_from_a_stream_with_credentials_logs_none_of_them(tmp_path: Path) -> None:
