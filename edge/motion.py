@@ -81,8 +81,7 @@ class MotionGate:
 
     def moving(self, exclude: Iterable[Box] = ()) -> bool:
         """Did enough of the frame change, not counting tracked people (`exclude`)?"""
-        share = self.changed_share(exclude)
-        return share > 0 and share >= self.area
+        return self._enough(self.changed_share(exclude))
 
     def scanned(self) -> None:
         """A full-frame scan starts on the last update's picture: remember what it saw
@@ -99,7 +98,9 @@ class MotionGate:
         if self._scanned is None or self._thumb is None or \
                 self._scanned.shape != self._thumb.shape:
             return True
-        share = self._share(self._differs(self._thumb, self._scanned), exclude)
+        return self._enough(self._share(self._differs(self._thumb, self._scanned), exclude))
+
+    def _enough(self, share: float) -> bool:
         return share > 0 and share >= self.area
 
     def _differs(self, thumb: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -106,9 +106,7 @@ class Pipeline:
     def close(self) -> None:
         """Stop the scan thread, then its process (a daemon thread, a child that exits when
         its pipe closes: a run that ends without this loses nothing)."""
-        resume = getattr(self.scan_detector, "resume", None)
-        if resume is not None:  # held by a frame that had no idle after it: let it finish
-            resume()
+        self._resume_scan()  # held by a frame that had no idle after it: let it finish
         if self.scanner is not None:
             self.scanner.close()
         close = getattr(self.scan_detector, "close", None)
@@ -177,9 +175,13 @@ class Pipeline:
         try:
             self._between_frames()
         finally:
-            resume = getattr(self.scan_detector, "resume", None)
-            if resume is not None:
-                resume()
+            self._resume_scan()
+
+    def _resume_scan(self) -> None:
+        """Let a scan process that `process` stopped go on (a scan thread has no pause)."""
+        resume = getattr(self.scan_detector, "resume", None)
+        if resume is not None:
+            resume()
 
     def _between_frames(self) -> None:
         if self._refind is not None:  # the tracks are as that frame left them

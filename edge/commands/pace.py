@@ -272,15 +272,11 @@ def _floor_loop(spec: PacedSpec, runner: Any) -> dict[str, Any]:
     """What a tracked face's every frame cannot do without: the source's read (decode)
     and the 68-point landmarks (blinks need them each frame), at the same pace. The box
     is the first frame's face, kept: no detection, crop, classification, blinks or log."""
-    import cv2
-
     source, pipeline = runner.parts.source, runner.parts.pipeline
     clock = time.perf_counter
     period = 1.0 / spec.fps
-    capture = cv2.VideoCapture(spec.clip)  # the box, from the clip's first frame
-    ok, image = capture.read()
-    capture.release()
-    faces = pipeline.detector.detect(image) if ok else []
+    first = clip_frames(Path(spec.clip), 640, 480, 1)[0]  # the box: the clip's first face
+    faces = pipeline.detector.detect(first)
     if not faces:
         raise ValueError(f"{spec.clip}: no face in its first frame for the floor")
     box = faces[0].box
